@@ -1,0 +1,96 @@
+# Howdah: PostgreSQL 15 + the Howdah HA agent + pgbouncer, pgBackRest, etcd, HAProxy and
+# supervisord in one image, configured by environment variables (see configs/README.md).
+#
+#   tools/ensure-base-image.sh            # only where debian:bookworm-slim cannot be pulled
+#   docker build --network host -t howdah:local .
+ARG BASE_IMAGE=debian:bookworm-slim
+
+# --- stage 1: install the Howdah package (pip stays in this stage) -----------------------
+FROM ${BASE_IMAGE} AS package
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        python3-pip python3-setuptools python3-wheel \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml ./
+COPY image ./image
+COPY configs ./configs
+COPY scripts ./scripts
+# Everything the final stage needs lands under /out, so it is ONE layer there.
+RUN pip install --no-deps --no-build-isolation --no-compile --break-system-packages --quiet \
+        --root-user-action=ignore \
+        --root /out --prefix /usr . \
+ && rm -f /out/usr/local/lib/python3*/dist-packages/*.dist-info/RECORD \
+ && site=$(echo /out/usr/local/lib/python3*/dist-packages) \
+ && python3 -m compileall -q -j 2 -d "${site#/out}" "$site" \
+ && install -d /out/etc/howdah && cp -r configs /out/etc/howdah/configs \
+ && install -m 755 scripts/post_bootstrap.py /out/usr/local/bin/howdah-post-bootstrap \
+ && install -m 755 scripts/callback_dispatch.py /out/usr/local/bin/howdah-callback \
+ && install -m 755 scripts/vip_hook.py /out/usr/local/bin/howdah-vip-hook \
+ && install -m 755 scripts/aws_hook.py /out/usr/local/bin/howdah-aws-hook \
+ && test -x /out/usr/local/bin/howdah-entrypoint && test -x /out/usr/local/bin/howdah \
+ && test -f /out/etc/howdah/configs/howdah.yml.j2
+
+# Custom bootstrap (clone) and pgBackRest scripts, as commands on PATH.
+COPY bootstrap ./bootstrap
+RUN install -m 755 bootstrap/clone_with_basebackup.py /out/usr/local/bin/howdah-clone-basebackup \
+ && install -m 755 bootstrap/clone_with_pgbackrest.py /out/usr/local/bin/howdah-clone-pgbackrest \
+ && install -m 755 scripts/backup_keeper.py /out/usr/local/bin/howdah-backup-keeper \
+ && install -m 755 scripts/restore_replica.py /out/usr/local/bin/howdah-restore-replica
+
+# --- stage 2: the image -------------------------------------------------------------------
+FROM ${BASE_IMAGE}
+ARG PGVERSION=15
+ENV LANG=C.UTF-8 \
+    PGVERSION=${PGVERSION} \
+    PATH=/usr/lib/postgresql/${PGVERSION}/bin:/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOWDAH_TEMPLATES=/etc/howdah/configs
+
+# The postgres user exists before postgresql-common is installed, so it gets our home;
+# no default cluster is created. Group 0 owns the writable paths (OpenShift random UIDs).
+RUN groupadd -g 101 postgres \
+ && useradd -u 101 -g postgres -G root -d /home/postgres -s /bin/bash -M postgres \
+ && mkdir -p /etc/postgresql-common \
+ && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confold \
+        postgresql-${PGVERSION} postgresql-client-${PGVERSION} \
+        pgbouncer pgbackrest etcd-server haproxy supervisor openssl ca-certificates procps \
+        python3 python3-psycopg2 python3-etcd python3-tornado python3-yaml python3-jinja2 \
+        python3-prometheus-client python3-boto3 python3-kubernetes python3-uvloop \
+        iproute2 iputils-arping libcap2-bin \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/*.log \
+        /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
+        /usr/lib/postgresql/${PGVERSION}/lib/bitcode /usr/share/postgresql/${PGVERSION}/man \
+        /usr/share/i18n/charmaps /usr/share/i18n/locales \
+ && : "JIT is off (see configs/howdah.yml.j2): drop LLVM, 130 MB the server never loads" \
+ && rm -f /usr/lib/postgresql/${PGVERSION}/lib/llvmjit*.so /usr/lib/x86_64-linux-gnu/libLLVM-*.so* \
+        /usr/lib/x86_64-linux-gnu/libz3.so* \
+ && mkdir -p /home/postgres/pgdata /run/howdah /var/run/postgresql /etc/howdah \
+ && chown -R postgres:0 /home/postgres /run/howdah /var/run/postgresql \
+ && chmod -R g+rwX,o-rwx /home/postgres /run/howdah /var/run/postgresql \
+ && chmod g+w /etc/passwd \
+ && : "VIP hook: the agent runs as postgres, so it gets a copy of setpriv with cap_net_admin that" \
+ && : "hands the capability to ip as an ambient one (ip drops file capabilities); it can only be" \
+ && : "run when the container has NET_ADMIN (cap_add). arping gets cap_net_raw." \
+ && install -d -m 755 /usr/local/lib/howdah \
+ && install -m 750 -g postgres "$(command -v setpriv)" /usr/local/lib/howdah/netadmin \
+ && setcap cap_net_admin+ep /usr/local/lib/howdah/netadmin \
+ && setcap cap_net_raw+ep "$(command -v arping)"
+
+USER postgres
+WORKDIR /home/postgres
+VOLUME /home/postgres/pgdata
+EXPOSE 5432 6432 8008
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["howdah-entrypoint"]
+
+# Mount point of a pgBackRest repository shared by the nodes (PGBACKREST_REPO_PATH), owned by
+# postgres so a fresh named volume mounted here is writable.
+RUN mkdir -p -m 770 /home/postgres/pgbackrest && chgrp 0 /home/postgres/pgbackrest
+
+# Last, so a source change rebuilds only this layer (and stage 1's pip step).
+COPY --from=package /out/ /

@@ -1,0 +1,451 @@
+"""Executors for the actions of the transition table, named for the verb.
+
+Each returns True when the rest of the row may go on.  Long work is handed
+to the TaskRunner so the HA loop keeps renewing the lease meanwhile.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from howdah.agent.bootstrap import Bootstrapper
+from howdah.agent.callbacks import Callbacks
+from howdah.agent.control import Ticket
+from howdah.agent.state import Memory
+from howdah.agent.tasks import TaskRunner
+from howdah.core.models import ClusterView, Role, TaskKind
+from howdah.core.settings import Settings
+from howdah.core.sync import plan as sync_plan
+from howdah.core.sync import ssn_value
+from howdah.core.transitions import Decision
+from howdah.dcs.etcd2 import EtcdV2
+from howdah.pg import clone, conf
+from howdah.pg.instance import Instance
+from howdah.pg.query import LocalDb
+
+log = logging.getLogger(__name__)
+
+
+class Executor:
+    def __init__(self, dcs: EtcdV2, pg: Instance, runner: TaskRunner, mem: Memory,
+                 bootstrapper: Bootstrapper, clock: Callable[[], float],
+                 wake: threading.Event, callbacks: Callbacks) -> None:
+        self.wake = wake
+        self.callbacks = callbacks
+        self.announced: str | None = None
+        self.ticket: Ticket | None = None
+        self.dcs = dcs
+        self.pg = pg
+        self.runner = runner
+        self.mem = mem
+        self.bootstrapper = bootstrapper
+        self.clock = clock
+        self.settings = Settings()
+        self._slot_members: set[str] = set()
+
+    def run(self, decision: Decision, settings: Settings) -> None:
+        self.settings = settings
+        for action in decision.actions:
+            fn = getattr(self, action.value)
+            if not fn(decision):
+                log.info("%s did not succeed; skipping the rest of %s", action.value,
+                         decision.goal.value)
+                return
+
+    # ---- DCS ---------------------------------------------------------------
+    def renew_lock(self, d: Decision) -> bool:
+        sent = self.clock()
+        if self.dcs.renew_leader(self.settings.ttl):
+            self.mem.last_renew = sent
+            return True
+        log.warning("could not renew the leader lock: another member holds it")
+        return False
+
+    def acquire_lock(self, d: Decision) -> bool:
+        sent = self.clock()
+        if self.dcs.acquire_leader(self.settings.ttl):
+            self.mem.last_renew = sent
+            log.info("acquired the leader lock")
+            return True
+        log.info("another member acquired the leader lock first")
+        return False
+
+    def release_lock(self, d: Decision) -> bool:
+        self.mem.last_renew = None
+        self.dcs.release_leader()
+        return True
+
+    def evict_leader(self, d: Decision) -> bool:
+        leader = self.mem.view.leader
+        if leader is None:
+            return True
+        if self.dcs.evict_leader(leader.name, leader.index):
+            log.warning("removed the lock of %s: its agent and postgres are gone", leader.name)
+            self.wake.set()
+        return True
+
+    def stop_for_handover(self, d: Decision) -> bool:
+        log.info("switchover to %s: stopping postgres", d.target)
+        self.mem.role = Role.DEMOTED
+        self.mem.state = "stopping"
+        # A fast shutdown lets the walsenders ship every last byte to the
+        # replicas (and wait for their flush) before postgres exits.
+        ok = self.pg.stop("fast", timeout=max(10.0, float(self.settings.retry_timeout)))
+        self.mem.state = "stopped"
+        self.announce(Role.DEMOTED)
+        return ok
+
+    def hand_lock(self, d: Decision) -> bool:
+        if d.target and self.dcs.hand_leader(d.target, self.settings.ttl):
+            self.mem.last_renew = None
+            log.info("handed the leader lock to %s", d.target)
+            return True
+        log.warning("could not hand the lock to %s", d.target)
+        return False
+
+    def clear_failover(self, d: Decision) -> bool:
+        self.dcs.clear_failover()
+        return True
+
+    # ---- requests from the REST API ----------------------------------------
+    def _finish(self, ok: bool, message: str) -> None:
+        ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            ticket.finish(ok, message)
+
+    def _ticket_task(self, kind: TaskKind, fn: Callable[[], bool], state: str,
+                     done: str, failed: str) -> bool:
+        ticket, self.ticket = self.ticket, None
+
+        def work() -> bool:
+            ok = False
+            try:
+                ok = fn()
+            finally:
+                if ticket is not None:
+                    ticket.finish(ok, done if ok else failed)
+            return ok
+        if not self._start_task(kind, work, state):
+            if ticket is not None:
+                ticket.finish(False, "another operation is in progress")
+            return False
+        return True
+
+    def restart(self, d: Decision) -> bool:
+        s = self.settings
+        primary = self.mem.role == Role.PRIMARY
+        url = None if primary else self._member_url(self.mem.view, d.target)
+
+        def work() -> bool:
+            self.pg.stop("fast", timeout=max(60.0, float(s.retry_timeout)))
+            ok = self.pg.start(s, url, not primary, s.primary_start_timeout or 300)
+            if ok:
+                self.callbacks.fire("on_restart", self.mem.role.value)
+            return ok
+        return self._ticket_task(TaskKind.RESTART, work, "restarting",
+                                 "restarted successfully", "restart failed")
+
+    def apply_config(self, settings: Settings) -> None:
+        """Parameters or pg_hba changed in the DCS config: rewrite and reload."""
+        self.settings = settings
+        view = self.mem.view
+        primary = self.mem.role == Role.PRIMARY
+        url = None if primary else self._member_url(view, view.leader.name if view.leader else None)
+        if self.mem.role == Role.STANDBY_LEADER:
+            self.pg.configure(self.settings, self.remote_url(), standby=True,
+                              remote=self.settings.standby_cluster or {})
+        else:
+            self.pg.configure(self.settings, url, standby=not primary)
+        if self.pg.reload():
+            log.info("applied the changed postgresql configuration (reload)")
+            self.callbacks.fire("on_reload", self.mem.role.value)
+
+    def reload(self, d: Decision) -> bool:
+        primary = self.mem.role == Role.PRIMARY
+        url = None if primary else self._member_url(self.mem.view, d.target or (
+            self.mem.view.leader.name if self.mem.view.leader else None))
+        if url or primary:
+            self.pg.configure(self.settings, url, standby=not primary)
+        ok = self.pg.reload()
+        if ok:
+            self.callbacks.fire("on_reload", self.mem.role.value)
+        self._finish(ok, "reloaded configuration" if ok else "postgres is not running")
+        return True
+
+    def reinitialize_now(self, d: Decision) -> bool:
+        url = self._member_url(self.mem.view, d.target)
+        if url is None:
+            self._finish(False, "no leader to clone from")
+            return False
+        create_slot = self._needs_slot()
+
+        def work() -> bool:
+            self.pg.stop("fast", timeout=60)
+            log.warning("reinitialize: removing the data directory to clone %s again", d.target)
+            clone.clean_data_dir(self.pg.paths.data_dir)
+            return self.pg.create_replica(url, create_slot)
+        self.mem.role = Role.UNINITIALIZED
+        return self._ticket_task(TaskKind.CREATE_REPLICA, work, "creating replica",
+                                 "reinitialized successfully", "reinitialize failed")
+
+    def reject_request(self, d: Decision) -> bool:
+        self._finish(False, d.detail)
+        return True
+
+    def take_initialize(self, d: Decision) -> bool:
+        if self.dcs.take_initialize():
+            log.info("won the initialize race: bootstrapping the cluster")
+            return True
+        log.info("initialize already taken: giving the lock back")
+        self.release_lock(d)
+        return False
+
+    def clear_initialize(self, d: Decision) -> bool:
+        if self.mem.view.leader and self.mem.view.leader.name == self.pg.name:
+            self.release_lock(d)
+        return self.dcs.clear_initialize(self.mem.view.initialize_index)
+
+    def write_status(self, d: Decision) -> bool:
+        pg = self.pg.last_snapshot
+        if pg is not None and not pg.in_recovery:
+            slots: dict[str, int] = {}
+            if self.settings.use_slots:
+                try:
+                    slots = self.pg.db.physical_slots()
+                except Exception:  # status is best effort
+                    slots = {}
+            self.dcs.write_status(pg.wal_position, slots)
+        return True
+
+    def sync_slots(self, d: Decision) -> bool:
+        if not self.settings.use_slots:
+            return True
+        wanted = {conf.slot_name(m.name) for m in self.mem.view.members if m.name != self.pg.name}
+        gone = self._slot_members - wanted
+        try:
+            self.pg.db.sync_slots(wanted, gone)
+            self._slot_members = wanted
+        except Exception as exc:
+            log.warning("could not sync replication slots: %s", exc)
+        return True
+
+    def sync_replication(self, d: Decision) -> bool:
+        """One safe step towards the wanted synchronous standbys (core/sync.py)."""
+        s, view, me = self.settings, self.mem.view, self.pg.name
+        try:
+            if not s.synchronous_mode:
+                if view.sync_leader is not None:
+                    self.dcs.delete_sync()
+                if self.pg.db.sync_standby_names():
+                    self.pg.db.set_sync_standby_names("")
+                return True
+            snap = self.pg.last_snapshot
+            key = view.sync_standbys if view.sync_leader == me else ()
+            if view.sync_leader != me:
+                # a new leader starts from an empty key of its own
+                self.dcs.write_sync(me, (), view.sync_index)
+                return True
+            tags = {m.name: dict(m.tags) for m in view.members}
+            step = sync_plan(key, self.pg.db.sync_standby_names(),
+                             snap.replication if snap else (), tags, s.synchronous_node_count)
+            if step is None:
+                return True
+            log.info("synchronous replication: %s", step.detail)
+            if step.key is not None:
+                self.dcs.write_sync(me, step.key, view.sync_index)
+            if step.ssn is not None:
+                self.pg.db.set_sync_standby_names(
+                    ssn_value(step.ssn, s.synchronous_node_count, s.synchronous_mode_strict))
+        except Exception as exc:  # the next cycle tries again
+            log.warning("could not manage synchronous replication: %s", exc)
+        return True
+
+    # ---- postgres ----------------------------------------------------------
+    def _member_url(self, view: ClusterView, name: str | None) -> str | None:
+        m = view.member(name) if name else None
+        return m.conn_url if m and m.conn_url else None
+
+    def _start_task(self, kind: TaskKind, fn: Callable[[], bool], state: str) -> bool:
+        if self.runner.start(kind, fn):
+            self.mem.state = state
+            return True  # tasks end their rows; decide() sees the task from now on
+        return False
+
+    def bootstrap(self, d: Decision) -> bool:
+        self.mem.role = Role.UNINITIALIZED
+        return self._start_task(TaskKind.BOOTSTRAP, self.bootstrapper.run,
+                                "initializing new cluster")
+
+    def started(self, role: Role) -> None:
+        """Tell the callbacks postgres is up: a node coming back from a demotion
+        changed role; any other start is an on_start."""
+        if self.announced in (Role.PRIMARY.value, Role.DEMOTED.value) and role == Role.REPLICA:
+            self.announce(role)
+        else:
+            self.callbacks.fire("on_start", role.value)
+
+    def announce(self, role: Role) -> None:
+        self.announced = role.value
+        self.callbacks.fire("on_role_change", role.value)
+
+    def _start_then(self, role: Role, start: Callable[[], bool]) -> Callable[[], bool]:
+        def work() -> bool:
+            ok = start()
+            if ok:
+                self.started(role)
+            return ok
+        return work
+
+    def start_primary(self, d: Decision) -> bool:
+        s = self.settings
+        self.mem.role = Role.PRIMARY
+        return self._start_task(TaskKind.START, self._start_then(
+            Role.PRIMARY, lambda: self.pg.start(s, None, False, s.primary_start_timeout or 60)),
+            "starting")
+
+    def start_replica(self, d: Decision) -> bool:
+        s, url = self.settings, self._member_url(self.mem.view, d.target)
+        self.mem.role = Role.REPLICA
+        return self._start_task(TaskKind.START, self._start_then(
+            Role.REPLICA, lambda: self.pg.start(s, url, True, 3600)), "starting")
+
+    def follow(self, d: Decision) -> bool:
+        url = self._member_url(self.mem.view, d.target)
+        if url:
+            log.info("following %s at %s", d.target, url)
+            self.pg.follow(self.settings, url)
+        return True
+
+    def remote_url(self) -> str | None:
+        std = self.settings.standby_cluster or {}
+        if not std.get("host"):
+            return None
+        return f"postgres://{std['host']}:{std.get('port') or 5432}/postgres"
+
+    def follow_remote(self, d: Decision) -> bool:
+        """Standby leader: keep replicating from the remote primary (or archive)."""
+        std = self.settings.standby_cluster or {}
+        url = self.remote_url()
+        want = conf.split_conn_url(url) if url else None
+        have = self.pg.observe_upstream()
+        if want is not None and have != f"{want[0]}:{want[1]}":
+            log.info("standby leader: following the remote primary %s:%s", *want)
+            self.pg.follow_remote(self.settings, url, std)
+        self.mem.role = Role.STANDBY_LEADER
+        return True
+
+    def promote(self, d: Decision) -> bool:
+        if self.settings.standby_cluster is not None:
+            # in a standby cluster the winner becomes standby leader: it goes
+            # on replaying, from the remote primary instead of the old leader
+            self.follow_remote(d)
+            self.announce(Role.STANDBY_LEADER)
+            return True
+        self.mem.state = "promoting"
+        if self.settings.synchronous_mode:
+            self._reset_sync_names()
+        ok = self.pg.promote()
+        if ok:
+            self.mem.role = Role.PRIMARY
+            self.mem.state = "running"
+            self.announce(Role.PRIMARY)
+            # pg_rewind reads the source's timeline from its control file, which
+            # only changes at the first checkpoint after promotion: make it now.
+            threading.Thread(target=self._checkpoint, name="checkpoint", daemon=True).start()
+            self._record_history()
+            self.pg.last_snapshot = self.pg.db.snapshot()
+            self.write_status(d)
+        return ok
+
+    def _reset_sync_names(self) -> None:
+        """Standbys named by the previous leader must not hold up (or, once out
+        of date, falsely acknowledge) our commits: start from nobody."""
+        s = self.settings
+        try:
+            self.pg.db.execute("ALTER SYSTEM SET synchronous_standby_names = %s",
+                               (ssn_value((), 1, s.synchronous_mode_strict),))
+        except Exception as exc:
+            log.warning("could not reset synchronous_standby_names: %s", exc)
+
+    def _checkpoint(self) -> None:
+        try:
+            db = LocalDb(self.pg.db.params)  # its own connection: we are on another thread
+            try:
+                db.checkpoint()
+            finally:
+                db.close()
+        except Exception as exc:
+            log.warning("checkpoint after promotion failed: %s", exc)
+
+    def _record_history(self) -> None:
+        snap = self.pg.db.snapshot()
+        if snap is None:
+            return
+        history = [list(h) for h in self.mem.view.history]
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        history.append([snap.timeline - 1, snap.wal_position, "no recovery target specified",
+                        ts, self.pg.name])
+        self.dcs.write_history(history)
+
+    def demote(self, d: Decision) -> bool:
+        self.mem.role = Role.DEMOTED
+        self.mem.last_renew = None
+        margin = max(1.0, self.settings.retry_timeout / 2)
+        log.warning("demoting: stopping postgres (fast, %.0fs before immediate)", margin)
+        self.pg.stop("fast", timeout=margin)
+        self.mem.state = "stopped"
+        self.announce(Role.DEMOTED)
+        return True
+
+    def rewind(self, d: Decision) -> bool:
+        url = self._member_url(self.mem.view, d.target)
+        if url is None:
+            return False
+
+        settings = self.settings
+
+        def work() -> bool:
+            ok = self.pg.rewind(url)
+            self.mem.rewind_failed = not ok
+            # "no rewind required" leaves the control file as it was, so start
+            # as a replica right here rather than deciding to rewind again
+            ok = ok and self.pg.start(settings, url, True, 3600)
+            if ok:
+                self.started(Role.REPLICA)
+            return ok
+        self.mem.role = Role.REPLICA
+        return self._start_task(TaskKind.REWIND, work, "rewinding")
+
+    def create_replica(self, d: Decision) -> bool:
+        url = self._member_url(self.mem.view, d.target)  # None: a no_master method restores
+        s = self.settings
+        create_slot = self._needs_slot()
+        self.mem.role = Role.UNINITIALIZED
+        return self._start_task(
+            TaskKind.CREATE_REPLICA,
+            lambda: self.pg.create_replica(url, create_slot, s.standby_cluster),
+            "creating replica")
+
+    def _needs_slot(self) -> bool:
+        """Our slot is not yet among the leader's (its status key lists them)."""
+        return self.settings.use_slots and conf.slot_name(self.pg.name) not in self.mem.view.slots
+
+    def reinitialize(self, d: Decision) -> bool:
+        url = self._member_url(self.mem.view, d.target)
+        if url is None:
+            return False
+        create_slot = self._needs_slot()
+
+        def work() -> bool:
+            log.warning("removing the data directory to clone again from %s", d.target)
+            clone.clean_data_dir(self.pg.paths.data_dir)
+            ok = self.pg.create_replica(url, create_slot)
+            self.mem.rewind_failed = False
+            return ok
+        return self._start_task(TaskKind.CREATE_REPLICA, work, "creating replica")
+
+
+def dcs_settings_source(view: ClusterView, bootstrap_dcs: Mapping[str, Any]) -> Mapping[str, Any]:
+    return view.config if view.config else bootstrap_dcs

@@ -1,0 +1,146 @@
+"""Bootstrapping a new cluster (initdb), run as a task while we hold the lock."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+from howdah.core.settings import Settings, build_settings
+from howdah.dcs.etcd2 import EtcdV2
+from howdah.pg import bootstrap as pgboot
+from howdah.core.models import truthy
+from howdah.pg import clone, methods
+from howdah.pg.proc import run_logged
+from howdah.pg.instance import Instance
+
+log = logging.getLogger(__name__)
+RECOVERY_TARGETS = ("recovery_target", "recovery_target_lsn", "recovery_target_name",
+                    "recovery_target_time", "recovery_target_xid", "recovery_target_inclusive",
+                    "recovery_target_action")
+
+
+class Bootstrapper:
+    def __init__(self, dcs: EtcdV2, pg: Instance, scope: str, bootstrap_cfg: Mapping[str, Any],
+                 on_done: Callable[[bool], None], on_started: Callable[[], None]) -> None:
+        self.on_started = on_started
+        self.dcs = dcs
+        self.pg = pg
+        self.scope = scope
+        self.cfg = bootstrap_cfg
+        self.on_done = on_done
+
+    def settings(self) -> Settings:
+        dyn = dict(self.cfg.get("dcs") or {})
+        local_pg = dict(self.pg.cfg)
+        hba = self.cfg.get("pg_hba")
+        if hba and not local_pg.get("pg_hba") and not (dyn.get("postgresql") or {}).get("pg_hba"):
+            local_pg["pg_hba"] = hba
+        return build_settings(dyn, local_pg)
+
+    def run(self) -> bool:
+        started = time.monotonic()
+        try:
+            ok = self._steps()
+        except Exception:
+            log.exception("bootstrap failed")
+            ok = False
+        if not ok:
+            self._cleanup()
+        else:
+            log.info("bootstrap finished in %.1fs", time.monotonic() - started)
+        self.on_done(ok)
+        return ok
+
+    def _steps(self) -> bool:
+        pg, settings = self.pg, self.settings()
+        method = str(self.cfg.get("method") or "initdb")
+        if settings.standby_cluster is not None:
+            if not self._standby(settings):
+                return False
+        elif method == "initdb":
+            options = pgboot.initdb_options(self.cfg.get("initdb"))
+            if not pgboot.run_initdb(pg.paths.bin_dir, pg.paths.data_dir, options, pg.superuser):
+                return False
+            if not pg.start(settings, None, standby=False, timeout=300):
+                return False
+        elif not self._custom(method, settings):
+            return False
+        self.on_started()
+        if settings.standby_cluster is not None:
+            return self._finish_standby()
+        pgboot.create_roles(pg.db, pg.superuser, pg.replication, pg.rewind_user)
+        post = self.cfg.get("post_bootstrap") or self.cfg.get("post_init")
+        if post:
+            url = pgboot.local_url(pg.db.params)
+            if not pgboot.run_post_bootstrap(str(post), url, pg.pgpass):
+                log.error("post_bootstrap %r failed", post)
+                return False
+        snap = pg.db.snapshot()
+        if snap is None:
+            return False
+        dyn = dict(self.cfg.get("dcs") or {})
+        if not self.dcs.write_config(dyn, None):
+            log.info("config key already present: keeping it")
+        if not self.dcs.set_initialize(snap.sysid):
+            log.error("could not record system identifier %s in initialize", snap.sysid)
+            return False
+        log.info("cluster initialized with system identifier %s", snap.sysid)
+        return True
+
+    def _finish_standby(self) -> bool:
+        snap = self.pg.db.snapshot()
+        if snap is None:
+            return False
+        dyn = dict(self.cfg.get("dcs") or {})
+        if not self.dcs.write_config(dyn, None):
+            log.info("config key already present: keeping it")
+        log.info("standby cluster initialized with system identifier %s", snap.sysid)
+        return self.dcs.set_initialize(snap.sysid)
+
+    def _standby(self, settings: Settings) -> bool:
+        """A standby cluster is born as a replica of its remote primary (or archive)."""
+        std = settings.standby_cluster or {}
+        url = f"postgres://{std['host']}:{std.get('port') or 5432}/postgres" \
+            if std.get("host") else None
+        log.info("bootstrapping a standby cluster from %s", url or "the WAL archive")
+        if not self.pg.create_replica(url, False, std):
+            return False
+        self.pg.configure(settings, url, standby=True, remote=std)
+        return self.pg.start_standby(timeout=3600)
+
+    def _custom(self, method: str, settings: Settings) -> bool:
+        """Run `bootstrap.<method>.command`, then start (and recover) what it made."""
+        pg, spec = self.pg, methods.section(self.cfg, method)
+        argv = methods.bootstrap_argv(method, spec, self.scope, pg.paths.data_dir)
+        pg.paths.data_dir.mkdir(parents=True, exist_ok=True)
+        code = run_logged(argv, f"bootstrap {method}", env={"PGPASSFILE": str(pg.pgpass)})
+        if code != 0:
+            log.error("bootstrap method %s exited with %s", method, code)
+            return False
+        if not (pg.paths.data_dir / "PG_VERSION").exists():
+            log.error("bootstrap method %s left no data directory in %s", method, pg.paths.data_dir)
+            return False
+        (pg.paths.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        recovery = spec.get("recovery_conf")
+        keep = truthy(spec.get("keep_existing_recovery_conf"))
+        if not pg.start_bootstrapped(settings, recovery if isinstance(recovery, Mapping) else None,
+                                     keep):
+            return False
+        if not pg.wait_promoted(timeout=86400):
+            return False
+        if keep:
+            # the tool's recovery target (postgresql.auto.conf) would travel to every
+            # replica cloned from us and stop its replay there: drop it
+            for param in RECOVERY_TARGETS:
+                pg.db.execute(f"ALTER SYSTEM RESET {param}")
+            pg.db.execute("SELECT pg_reload_conf()")
+        return True
+
+    def _cleanup(self) -> None:
+        log.warning("bootstrap failed: removing the new data directory and freeing initialize")
+        try:
+            self.pg.stop("immediate", timeout=30)
+            clone.clean_data_dir(self.pg.paths.data_dir)
+        finally:
+            self.dcs.clear_initialize()
+            self.dcs.release_leader()

@@ -1,0 +1,285 @@
+"""The HA loop: observe -> decide -> act, one log line per cycle."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from howdah.agent.actions import Executor
+from howdah.agent.bootstrap import Bootstrapper
+from howdah.agent.callbacks import Callbacks
+from howdah.agent.control import Control
+from howdah.agent.fence import LeaseFile
+from howdah.agent.fence import spawn as spawn_fence
+from howdah.agent.peers import fetch_peers, leader_gone
+from howdah.agent.state import Memory, member_json, node_status, to_local
+from howdah.agent.tasks import TaskRunner
+from howdah.api.status import NodeStatus
+from howdah.config.load import AgentConfig
+from howdah.core.decide import decide
+from howdah.core.models import ClusterView, PeerStatus, Role, TaskKind
+from howdah.core.settings import Settings, SettingsError, build_settings
+from howdah.core.transitions import Decision, Goal
+from howdah.dcs.base import DcsError
+from howdah.dcs.etcd2 import EtcdV2
+from howdah.pg.instance import Instance
+
+log = logging.getLogger("howdah.ha")
+EAGER_GOALS = {Goal.WAIT_BOOTSTRAP, Goal.WAIT_LEADER, Goal.STAY_BEHIND}
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.mem = Memory()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
+        self.settings = self._settings(ClusterView())
+        timeout = self._request_timeout(self.settings)
+        self.dcs = EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout)
+        self.watch_dcs = EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout)
+        self.runner = TaskRunner(clock, self.wake)
+        self.callbacks = Callbacks(cfg.postgresql.get("callbacks") or {}, cfg.scope)
+        self.bootstrapper = Bootstrapper(self.dcs, self.pg, cfg.scope, cfg.bootstrap,
+                                         self._bootstrapped,
+                                         lambda: self.callbacks.fire("on_start", "primary"))
+        self.executor = Executor(self.dcs, self.pg, self.runner, self.mem, self.bootstrapper,
+                                 clock, self.wake, self.callbacks)
+        self.status = NodeStatus(name=cfg.name, scope=cfg.scope, state="starting",
+                                 role="uninitialized", ttl=self.settings.ttl, tags=dict(cfg.tags))
+        self.tags = dict(cfg.tags)
+        self.config_changed = False  # postgresql parameters/pg_hba changed in the DCS
+        self.control = Control(
+            cfg.name, cfg.scope, EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout),
+            lambda: self.mem.view, lambda: self.settings, lambda: self.status, self.wake)
+        lease_path = cfg.postgresql.get("lease_file") or \
+            self.pg.paths.data_dir.parent / f".howdah-{cfg.name}.lease"
+        self.lease = LeaseFile(Path(str(lease_path)))
+        self.fence: subprocess.Popen[bytes] | None = None
+        self.api_url = self._api_url()
+        self.conn_url = self._conn_url()
+
+    # ---- configuration -------------------------------------------------------
+    def _settings(self, view: ClusterView) -> Settings:
+        dyn = view.config if view.config else (self.cfg.bootstrap.get("dcs") or {})
+        local_pg = dict(self.cfg.postgresql)
+        hba = self.cfg.bootstrap.get("pg_hba")
+        if hba and not local_pg.get("pg_hba") and not (dyn.get("postgresql") or {}).get("pg_hba"):
+            local_pg["pg_hba"] = hba
+        return build_settings(dyn, local_pg)
+
+    @staticmethod
+    def _request_timeout(s: Settings) -> float:
+        return max(0.5, min(s.retry_timeout / 2.0, 5.0))
+
+    def _api_url(self) -> str:
+        addr = str(self.cfg.restapi.get("connect_address") or self.cfg.restapi.get("listen"))
+        scheme = "https" if self.cfg.restapi.get("certfile") else "http"
+        return f"{scheme}://{addr.replace('0.0.0.0', '127.0.0.1')}/patroni"
+
+    def _conn_url(self) -> str:
+        addr = str(self.cfg.postgresql.get("connect_address") or self.pg.listen.split(",")[-1])
+        return f"postgres://{addr.replace('0.0.0.0', '127.0.0.1')}/postgres"
+
+    def _bootstrapped(self, ok: bool) -> None:
+        if ok:
+            role = Role.STANDBY_LEADER if self.settings.standby_cluster else Role.PRIMARY
+            self.mem.role = role
+            self.mem.state = "running"
+            self.executor.announce(role)
+
+    # ---- the cycle -----------------------------------------------------------
+    def observe(self) -> tuple[ClusterView, list[PeerStatus]]:
+        try:
+            view = self.dcs.get_cluster()
+            self.mem.view, self.mem.dcs_ok = view, True
+            self.mem.dcs_last_seen = time.time()
+        except DcsError as exc:
+            if self.mem.dcs_ok:
+                log.warning("DCS unreachable: %s", exc)
+            self.mem.dcs_ok = False
+        view = self.mem.view
+        try:
+            new = self._settings(view)
+            if new != self.settings:
+                timeout = self._request_timeout(new)
+                self.dcs.set_timeout(timeout)
+                self.watch_dcs.set_timeout(timeout)
+                if (new.parameters, new.pg_hba) != (self.settings.parameters,
+                                                    self.settings.pg_hba):
+                    self.config_changed = True
+            self.settings = new
+        except SettingsError as exc:
+            log.error("ignoring invalid config in the DCS (%s); keeping the previous settings", exc)
+        return view, []
+
+    def cycle(self) -> Decision:
+        now = self.clock()
+        view, _ = self.observe()
+        pg = self.pg.observe()
+        task, result = self.runner.current(), self.runner.take_result()
+        if result is not None and result.kind == TaskKind.START and result.ok:
+            self.mem.crash_since = None
+        i_lead = view.leader is not None and view.leader.name == self.cfg.name
+        if i_lead and not pg.running and task is None and self.mem.was_running:
+            self.mem.crash_since = self.mem.crash_since or now
+            log.warning("postgres is not running under the leader")
+        if pg.running:
+            self.mem.crash_since = None
+        peers: tuple[PeerStatus, ...] = ()
+        wants_peers = view.leader is None or (i_lead and bool(view.failover))
+        if self.mem.dcs_ok and wants_peers and pg.running and task is None:
+            peers = fetch_peers(view.members, self.cfg.name)
+        if self.config_changed and pg.running and task is None:
+            self.config_changed = False
+            self.executor.apply_config(self.settings)
+        ticket = self.control.pending() if task is None else None
+        self.executor.ticket = ticket
+        local = replace(to_local(self.cfg.name, self.mem, pg, task, result, self.tags),
+                        wall=time.time(), request=ticket.kind.value if ticket else None)
+        if (self.mem.dcs_ok and not i_lead and view.leader_member is not None and pg.running
+                and pg.in_recovery and not pg.streaming and task is None):
+            local = replace(local, leader_dead=leader_gone(view.leader_member))
+        decision = decide(view, local, peers, self.settings, now)
+        log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
+                 decision.detail)
+        self.mem.last_decision = decision
+        try:
+            self.executor.run(decision, self.settings)
+        except DcsError as exc:
+            log.warning("DCS error while acting: %s", exc)
+            self.mem.dcs_ok = False
+        self._after(view)
+        return decision
+
+    def _after(self, view: ClusterView) -> None:
+        pg = self.pg.observe()
+        self.mem.was_running = pg.running
+        task = self.runner.current()
+        if task is None and pg.running:
+            self.mem.state = "running"
+            if self.mem.role in (Role.UNINITIALIZED, Role.DEMOTED) or (
+                    self.mem.role == Role.PRIMARY and pg.in_recovery):
+                self.mem.role = Role.REPLICA if pg.in_recovery else Role.PRIMARY
+            if self.mem.role == Role.REPLICA and not pg.in_recovery:
+                self.mem.role = Role.PRIMARY
+            i_lead = view.leader is not None and view.leader.name == self.cfg.name
+            if pg.in_recovery and self.mem.role in (Role.REPLICA, Role.STANDBY_LEADER):
+                standby_leader = i_lead and self.settings.standby_cluster is not None
+                self.mem.role = Role.STANDBY_LEADER if standby_leader else Role.REPLICA
+        elif task is None and not pg.running:
+            self.mem.state = "stopped"
+        elif task is not None:
+            self.mem.state = task.kind.value
+        self.mem.last_loop = self.clock()
+        self.lease.publish(self.fence_deadline())
+        self.publish(pg)
+        if self.mem.dcs_ok:
+            data = member_json(self.cfg.name, self.conn_url, self.api_url, self.mem, pg,
+                               self.tags, self.status.pending_restart, self.settings.pause,
+                               self.pg.last_snapshot if pg.running else None)
+            try:
+                self.dcs.touch_member(data, self.settings.ttl)
+            except DcsError as exc:
+                log.warning("could not update the member key: %s", exc)
+
+    def lease_deadline(self) -> float | None:
+        view = self.mem.view
+        if self.mem.last_renew is None or not view.leader or view.leader.name != self.cfg.name:
+            return None
+        return self.mem.last_renew + self.settings.ttl - self.settings.lease_margin
+
+    def fence_deadline(self) -> float | None:
+        """When the fence stops postgres if no renewal came: after the agent's
+        own demotion point (loop_wait + retry_timeout), before the lock expires."""
+        deadline = self.lease_deadline()
+        if deadline is None:
+            return None
+        return deadline + self.settings.retry_timeout / 2.0
+
+    def publish(self, pg: Any = None) -> None:
+        pg = pg if pg is not None else self.pg.observe()
+        self.status = node_status(self.cfg.name, self.cfg.scope, self.mem, pg,
+                                  self.pg.last_snapshot if pg.running else None,
+                                  self.settings, self.tags, self.lease_deadline())
+
+    # ---- running -------------------------------------------------------------
+    def sleep(self, started: float) -> None:
+        if self.wake.is_set():
+            self.wake.clear()
+            return
+        if not self.mem.dcs_ok:
+            self.wake.wait(min(1.0, self.settings.loop_wait))
+        else:
+            rest = started + self.settings.loop_wait - self.clock()
+            if rest > 0:
+                self.wake.wait(rest)
+        self.wake.clear()
+
+    def run(self) -> None:
+        self.lease.publish(None)
+        try:
+            self.fence = spawn_fence(self.lease.path, self.pg.paths.data_dir)
+        except OSError as exc:
+            log.error("cannot start the fence process: %s", exc)
+        watcher = threading.Thread(target=self._watch, name="leader-watch", daemon=True)
+        watcher.start()
+        while not self.stopping.is_set():
+            started = self.clock()
+            try:
+                self.cycle()
+            except Exception:
+                log.exception("HA cycle failed")
+            if self.stopping.is_set():
+                break
+            self.sleep(started)
+
+    def _watch(self) -> None:
+        """Wake the loop when the leader key changes hands or expires.
+
+        Watches run in slices of at most 2 s, each from the index of the last
+        view, so a change of eagerness (a node that starts waiting for the
+        leader to be ready) applies quickly and no event is missed between.
+        """
+        while not self.stopping.is_set():
+            view = self.mem.view
+            i_lead = view.leader is not None and view.leader.name == self.cfg.name
+            if i_lead or not self.mem.dcs_ok:
+                self.stopping.wait(0.2)
+                continue
+            eager = self.mem.last_decision is not None and self.mem.last_decision.goal in EAGER_GOALS
+            if self.watch_dcs.watch_leader(view, min(2.0, self.settings.loop_wait), eager=eager):
+                self.wake.set()
+                deadline = time.monotonic() + 5
+                while self.mem.view is view and time.monotonic() < deadline:
+                    if self.stopping.wait(0.02):
+                        return
+
+    def shutdown(self) -> None:
+        """SIGTERM: stop postgres cleanly, then release the lock and our member key."""
+        self.stopping.set()
+        self.wake.set()
+        self.runner.wait_idle(30)
+        log.info("shutting down: stopping postgres")
+        self.mem.state = "stopping"
+        self.publish()
+        role = self.mem.role.value
+        self.pg.stop("fast", timeout=max(self.settings.retry_timeout, 30))
+        self.callbacks.fire("on_stop", role)
+        try:
+            if self.dcs.release_leader():
+                log.info("released the leader lock")
+            self.dcs.delete_member()
+        except DcsError as exc:
+            log.warning("could not clean up DCS keys: %s", exc)
+        self.mem.state = "stopped"
+        self.lease.publish(None)
+        if self.fence is not None:
+            self.fence.terminate()
+        self.callbacks.wait_idle(10)

@@ -1,0 +1,108 @@
+"""`howdah /path/to/config.yml`: the HA agent's command line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from howdah import COMPAT_VERSION, __version__
+from howdah.config.load import AgentConfig, ConfigError, load
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="howdah", description="PostgreSQL HA agent (Patroni-compatible)")
+    p.add_argument("config", nargs="?", help="agent YAML (Patroni format)")
+    p.add_argument("--validate-config", action="store_true", help="check the config and exit")
+    p.add_argument("--version", action="version",
+                   version=f"howdah {__version__} (patroni contract {COMPAT_VERSION})")
+    return p.parse_args(argv)
+
+
+def setup_logging(cfg: AgentConfig) -> None:
+    level = str((cfg.raw.get("log") or {}).get("level", os.environ.get("HOWDAH_LOG_LEVEL", "INFO")))
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("urllib3", "tornado.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    path = args.config or os.environ.get("PATRONI_CONFIGURATION_FILE")
+    try:
+        cfg = load(path)
+    except ConfigError as exc:
+        print(f"howdah: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.validate_config:
+        print(f"howdah: {path or 'environment'}: configuration is valid")
+        return 0
+    setup_logging(cfg)
+    from howdah.agent.ha import Agent
+    from howdah.api.routes import control_routes
+    from howdah.api.server import RestApiServer
+
+    try:
+        agent = Agent(cfg)
+    except ConfigError as exc:
+        print(f"howdah: config error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"howdah: cannot start: {exc}", file=sys.stderr)
+        return 1
+    host, _, port = str(cfg.restapi["listen"]).rpartition(":")
+    # Probes are answered on the API thread: let it have the GIL promptly.
+    sys.setswitchinterval(0.001)
+    def opt(key: str) -> str | None:
+        value = cfg.restapi.get(key)
+        return str(value) if value else None
+
+    try:
+        routes = control_routes(agent.control, cfg.restapi)
+    except ValueError as exc:
+        print(f"howdah: config error: {exc}", file=sys.stderr)
+        return 2
+    api = RestApiServer(lambda: agent.status, certfile=opt("certfile"), keyfile=opt("keyfile"),
+                        cafile=opt("cafile"), verify_client=opt("verify_client"),
+                        extra_routes=routes)
+    try:
+        api.start(host or "0.0.0.0", int(port))
+    except OSError as exc:
+        print(f"howdah: restapi.listen: cannot listen on {cfg.restapi['listen']}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        agent.stopping.set()
+        agent.wake.set()
+
+    def watch_api() -> None:
+        # Peers treat a refused REST port (with a refused postgres port) as a
+        # dead leader, so the agent must never run on without its API.
+        while not agent.stopping.wait(1.0):
+            if not api.is_alive():
+                logging.getLogger("howdah").critical("REST API thread died: shutting down")
+                agent.stopping.set()
+                agent.wake.set()
+
+    threading.Thread(target=watch_api, name="api-watch", daemon=True).start()
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    try:
+        agent.run()
+    finally:
+        agent.shutdown()
+        api.stop()
+    logging.getLogger("howdah").info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The REST API's cluster views and actions, as route rows for make_app.
+
+``control_routes(control, restapi_config)`` returns the rows the agent passes
+to :class:`~howdah.api.server.RestApiServer` as ``extra_routes``::
+
+    RestApiServer(get_status, extra_routes=control_routes(agent.control, cfg.restapi))
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from howdah.agent.control import Control
+from howdah.api.app import Route
+from howdah.api.base import ControlHandler, Deps
+from howdah.api.config_api import ConfigHandler
+from howdah.api.requests import (
+    ReinitializeHandler, ReloadHandler, RestartHandler, RestartSchedule,
+)
+from howdah.api.security import Guard
+from howdah.api.switchover import FailoverHandler, SwitchoverHandler
+from howdah.api.views import ClusterRead, cluster_json, history_json, read_cluster
+from howdah.dcs.base import DcsError
+
+
+class ClusterHandler(ControlHandler):
+    async def get(self) -> None:
+        try:
+            read = await self.blocking(read_cluster, self.control.dcs)
+        except DcsError:
+            read = ClusterRead(self.control.view())  # the agent's last view beats nothing
+        schedule: RestartSchedule = self.deps.restarts
+        mine = {self.control.name: schedule.current.as_json()} if schedule.current else {}
+        self.write_json(200, cluster_json(read, self.control.scope, mine))
+
+
+class HistoryHandler(ControlHandler):
+    async def get(self) -> None:
+        try:
+            view = (await self.blocking(read_cluster, self.control.dcs)).view
+        except DcsError:
+            view = self.control.view()
+        self.write_json(200, history_json(view))
+
+
+class MetricsHandler(ControlHandler):
+    def get(self) -> None:
+        # prometheus_client costs ~10 MB of RSS: load it on the first scrape,
+        # not in every agent whether or not anything scrapes it
+        from howdah.api.metrics import CONTENT_TYPE, render_metrics
+        body = render_metrics(self.control.status, self.ctx.clock,
+                              lambda: self.control.pending() is not None)
+        self.set_status(200)
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.finish(body)
+
+
+class ScheduledRestartView(ControlHandler):
+    """GET /restart: the scheduled restart of this node, if any (Howdah's own)."""
+
+    def get(self) -> None:
+        schedule: RestartSchedule = self.deps.restarts
+        if schedule.current is None:
+            self.write_json(404, {"error": "no restarts are scheduled"})
+        else:
+            self.write_json(200, schedule.current.as_json())
+
+
+class RestartRoutes(RestartHandler, ScheduledRestartView):
+    pass
+
+
+def control_routes(control: Control, restapi: Mapping[str, Any]) -> list[Route]:
+    deps = Deps(control=control, guard=Guard.from_config(restapi))
+    deps.restarts = RestartSchedule(control)
+    kw: dict[str, Any] = {"deps": deps}
+    return [
+        (r"/cluster", ClusterHandler, kw),
+        (r"/history", HistoryHandler, kw),
+        (r"/config", ConfigHandler, kw),
+        (r"/metrics", MetricsHandler, kw),
+        (r"/switchover", SwitchoverHandler, kw),
+        (r"/failover", FailoverHandler, kw),
+        (r"/restart", RestartRoutes, kw),
+        (r"/reload", ReloadHandler, kw),
+        (r"/reinitialize", ReinitializeHandler, kw),
+    ]

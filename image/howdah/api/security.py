@@ -1,0 +1,136 @@
+"""Who may change the cluster: Basic authentication and an IP allowlist.
+
+Read requests (GET, HEAD, OPTIONS) are open, as load balancers and
+monitoring poll them.  Every mutating request (POST, PUT, PATCH, DELETE)
+passes :meth:`Guard.refusal` first when ``restapi.authentication`` or
+``restapi.allowlist`` is configured.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Sequence, Union
+from urllib.parse import urlsplit
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+REALM = "Howdah"
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(value)
+
+
+def member_networks(api_urls: Sequence[str]) -> tuple[Network, ...]:
+    """The addresses of the members' REST API hosts (names resolved, failures skipped)."""
+    nets: list[Network] = []
+    for url in api_urls:
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+            if not host:
+                continue
+            for info in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+                nets.append(ipaddress.ip_network(str(info[4][0]).split("%", 1)[0], strict=False))
+        except (OSError, ValueError, UnicodeError):
+            continue
+    return tuple(nets)
+
+
+class Refusal(NamedTuple):
+    code: int
+    message: str
+    headers: Mapping[str, str]
+
+
+def parse_allowlist(raw: Any) -> tuple[Network, ...]:
+    """``restapi.allowlist``: a list (or comma-separated string) of IPs and CIDRs."""
+    if raw is None or raw == "":
+        return ()
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    nets: list[Network] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ValueError(f"restapi.allowlist: {text!r} is not an IP address or network") from None
+    return tuple(nets)
+
+
+@dataclass(frozen=True)
+class Guard:
+    username: str | None = None
+    password: str | None = None
+    allowlist: tuple[Network, ...] = ()
+    # restapi.allowlist_include_members: members' REST API hosts are allowed too
+    include_members: bool = False
+
+    @classmethod
+    def from_config(cls, restapi: Mapping[str, Any]) -> "Guard":
+        auth = restapi.get("authentication") or {}
+        user = auth.get("username") if isinstance(auth, Mapping) else None
+        password = auth.get("password") if isinstance(auth, Mapping) else None
+        return cls(
+            username=str(user) if user else None,
+            password=str(password) if password is not None else None,
+            allowlist=parse_allowlist(restapi.get("allowlist")),
+            include_members=truthy(restapi.get("allowlist_include_members")),
+        )
+
+    @property
+    def needs_auth(self) -> bool:
+        return self.username is not None
+
+    def refusal(self, method: str, remote_ip: str, authorization: str | None,
+                members: Sequence[Network] = ()) -> Refusal | None:
+        """None when the request may go on, else what to answer.
+
+        ``members``: the networks of the members' REST API hosts, consulted
+        when ``allowlist_include_members`` is on.
+        """
+        if method.upper() not in MUTATING:
+            return None
+        allowed = self.allowlist + (tuple(members) if self.include_members else ())
+        if (self.allowlist or self.include_members) and not self._allowed(remote_ip, allowed):
+            return Refusal(403, "Access is denied", {})
+        if not self.needs_auth:
+            return None
+        challenge = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
+        if not authorization:
+            return Refusal(401, "no auth header received", challenge)
+        if not self._credentials_ok(authorization):
+            return Refusal(401, "not authenticated", challenge)
+        return None
+
+    @staticmethod
+    def _allowed(remote_ip: str, allowed: Sequence[Network]) -> bool:
+        try:
+            ip = ipaddress.ip_address(remote_ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in allowed)
+
+    def _credentials_ok(self, header: str) -> bool:
+        scheme, _, encoded = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        return (hmac.compare_digest(user.encode(), (self.username or "").encode())
+                and hmac.compare_digest(password.encode(), (self.password or "").encode()))

@@ -1,0 +1,183 @@
+"""The REST API server: its own event loop thread, Tornado handlers.
+
+The agent's HA loop runs in the main thread and blocks on I/O, so the API
+runs its event loop in a daemon thread.  It reads the agent's state only
+through ``get_status()``, which returns the latest immutable
+:class:`~howdah.api.status.NodeStatus` (publishing one is a single reference
+assignment, atomic under the GIL)::
+
+    api = RestApiServer(lambda: agent.status, certfile=..., keyfile=...)
+    api.start("0.0.0.0", 8008)
+    ...
+    api.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import threading
+import time
+from typing import Callable, Optional, Sequence
+
+from tornado.netutil import bind_sockets
+
+from howdah.api.app import Route, make_app
+from howdah.api.front import FrontServer
+from howdah.api.status import NodeStatus
+
+__all__ = ["RestApiServer", "make_app", "tls_context", "new_event_loop"]
+
+log = logging.getLogger(__name__)
+
+_VERIFY_MODES = {
+    None: ssl.CERT_NONE,
+    "none": ssl.CERT_NONE,
+    "optional": ssl.CERT_OPTIONAL,
+    "required": ssl.CERT_REQUIRED,
+}
+
+
+def tls_context(
+    certfile: str,
+    keyfile: Optional[str] = None,
+    cafile: Optional[str] = None,
+    verify_client: Optional[str] = None,
+) -> ssl.SSLContext:
+    """Server TLS context from ``restapi.certfile/keyfile/cafile/verify_client``."""
+    if verify_client not in _VERIFY_MODES:
+        raise ValueError(f"restapi.verify_client must be none, optional or required, not {verify_client!r}")
+    mode = _VERIFY_MODES[verify_client]
+    if mode != ssl.CERT_NONE and not cafile:
+        raise ValueError(f"restapi.verify_client={verify_client} needs restapi.cafile")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certfile, keyfile)
+    if cafile:
+        ctx.load_verify_locations(cafile)
+    ctx.verify_mode = mode
+    return ctx
+
+
+def new_event_loop(use_uvloop: Optional[bool] = None) -> asyncio.AbstractEventLoop:
+    """A uvloop loop when wanted (None: if importable), else asyncio's."""
+    if use_uvloop is not False:
+        try:
+            import uvloop
+        except ImportError:
+            if use_uvloop:
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _bind_address(host: str) -> Optional[str]:
+    host = host.strip()
+    if host in ("", "*"):
+        return None  # every interface, IPv4 and IPv6
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+class RestApiServer:
+    """Runs the REST API on a daemon thread; ``start`` binds, ``stop`` ends it.
+
+    ``use_uvloop``: None runs the loop on uvloop when it is importable
+    (Debian's python3-uvloop in the image), True requires it, False never.
+    ``idle_timeout`` closes keep-alive connections idle that long, and
+    requests whose body stalls that long.
+    """
+
+    def __init__(
+        self,
+        get_status: Callable[[], NodeStatus],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        certfile: Optional[str] = None,
+        keyfile: Optional[str] = None,
+        cafile: Optional[str] = None,
+        verify_client: Optional[str] = None,
+        use_uvloop: Optional[bool] = None,
+        idle_timeout: float = 60.0,
+        extra_routes: Sequence[Route] = (),
+    ) -> None:
+        self.app = make_app(get_status, clock, extra_routes)
+        self._tls = (certfile, keyfile, cafile, verify_client)
+        self._use_uvloop = use_uvloop
+        self._idle_timeout = idle_timeout
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop_event: Optional[asyncio.Event] = None
+        self._error: Optional[BaseException] = None
+        self.port = 0
+
+    def is_alive(self) -> bool:
+        """True while the API thread runs (started and neither stopped nor crashed)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._tls[0] else "http"
+
+    def start(self, listen_host: str, port: int) -> None:
+        """Bind ``listen_host:port`` (port 0: any free port, see ``.port``) and serve.
+
+        Bind and TLS errors raise here, in the caller's thread.
+        """
+        if self._thread is not None:
+            raise RuntimeError("REST API server already started")
+        certfile, keyfile, cafile, verify = self._tls
+        ssl_ctx = tls_context(certfile, keyfile, cafile, verify) if certfile else None
+        sockets = bind_sockets(port, _bind_address(listen_host), family=socket.AF_UNSPEC, backlog=1024)
+        self.port = sockets[0].getsockname()[1]
+        started = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(sockets, ssl_ctx, started), name="howdah-restapi", daemon=True
+        )
+        self._thread.start()
+        started.wait(timeout=30)
+        if self._error is not None:
+            raise RuntimeError(f"REST API failed to start: {self._error}") from self._error
+        log.info("REST API listening on %s:%d (%s)", listen_host or "*", self.port, self.scheme)
+
+    def _run(self, sockets: list[socket.socket], ssl_ctx: Optional[ssl.SSLContext], started: threading.Event) -> None:
+        try:
+            loop = new_event_loop(self._use_uvloop)
+            asyncio.set_event_loop(loop)
+        except BaseException as e:  # noqa: BLE001 - reported to start()
+            self._error = e
+            started.set()
+            return
+        try:
+            loop.run_until_complete(self._serve(sockets, ssl_ctx, started))
+        except BaseException as e:  # noqa: BLE001
+            self._error = e
+            log.exception("REST API thread stopped")
+        finally:
+            started.set()
+            loop.close()
+
+    async def _serve(
+        self, sockets: list[socket.socket], ssl_ctx: Optional[ssl.SSLContext], started: threading.Event
+    ) -> None:
+        server = FrontServer(self.app, ssl_ctx, self._idle_timeout)
+        await server.start(sockets)
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        started.set()
+        await self._stop_event.wait()
+        await server.stop()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop listening, close connections, and join the thread."""
+        thread, loop, event = self._thread, self._loop, self._stop_event
+        if thread is None:
+            return
+        if loop is not None and event is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass  # the loop closed meanwhile
+        thread.join(timeout)
+        self._thread = None

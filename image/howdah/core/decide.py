@@ -1,0 +1,277 @@
+"""The HA decision: a pure function of what was observed this cycle."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from howdah.core.models import (
+    ClusterView,
+    DataState,
+    LocalState,
+    PeerStatus,
+    failover_allowed,
+    priority_of,
+)
+from howdah.core.manual import leader_handover, manual_race
+from howdah.core.ranking import Candidate, better_peers, from_peer
+from howdah.core.settings import Settings
+from howdah.core.sync import may_promote
+from howdah.core.transitions import Decision, Goal, Reason
+
+G, R = Goal, Reason
+WAS_PRIMARY = (DataState.PRIMARY, DataState.CRASHED_PRIMARY)
+
+
+def decide(
+    view: ClusterView,
+    local: LocalState,
+    peers: Sequence[PeerStatus],
+    settings: Settings,
+    now: float,
+) -> Decision:
+    """Choose this cycle's goal.  `view` is the last good DCS view."""
+    i_lead = view.leader is not None and view.leader.name == local.name
+    if not local.dcs_ok:
+        return _dcs_lost(local, settings, now)
+    if local.task is not None:
+        goal = G.LEAD_TASK if i_lead else G.WAIT_TASK
+        return Decision(goal, R.TASK_RUNNING, f"{local.task.kind.value} in progress")
+    if local.request is not None and view.initialize:
+        return _requested(view, local, i_lead)
+    if settings.pause:
+        named = view.failover.get("member") if view.failover else None
+        if i_lead and named and local.pg.running and not local.pg.in_recovery:
+            manual = leader_handover(view, local, peers, settings)
+            if manual is not None:  # an operator's switchover to a named member, as in Patroni
+                return manual
+        if view.leader is None and named and local.pg.running:
+            manual = manual_race(view, local)
+            if manual is not None:
+                return manual
+        if i_lead:
+            return Decision(G.PAUSED_LEAD, R.PAUSED, "paused: keeping the leader lock only")
+        return Decision(G.PAUSED, R.PAUSED, "paused: changing nothing")
+    early = _uninitialized(view, local, i_lead, settings)
+    if early is not None:
+        return early
+    if i_lead:
+        return _leader(view, local, peers, settings, now)
+    if view.leader is None:
+        return _no_leader(view, local, peers, settings)
+    return _follower(view, local, settings)
+
+
+def _requested(view: ClusterView, local: LocalState, i_lead: bool) -> Decision:
+    kind = local.request
+    if kind == "reinitialize":
+        if i_lead:
+            return Decision(G.REJECT_REQUEST, R.REFUSED, "the leader cannot be reinitialized")
+        leader = view.leader.name if view.leader else None
+        return Decision(G.REINIT_REQUESTED, R.REQUESTED, f"reinitializing from {leader}", leader)
+    if kind == "restart":
+        goal = G.RESTART_LEADER if i_lead else G.RESTART
+        return Decision(goal, R.REQUESTED, "restarting postgres as asked",
+                        view.leader.name if view.leader else None)
+    goal = G.RELOAD_LEADER if i_lead else G.RELOAD
+    return Decision(goal, R.REQUESTED, "reloading the configuration as asked")
+
+
+def _dcs_lost(local: LocalState, settings: Settings, now: float) -> Decision:
+    primary = local.pg.running and not local.pg.in_recovery
+    if primary and local.last_renew is not None:
+        waited = now - local.last_renew
+        if waited >= settings.demote_after:
+            return Decision(
+                G.DEMOTE,
+                R.DCS_UNREACHABLE,
+                f"demoting: DCS unreachable and the lock not renewed for {waited:.1f}s",
+            )
+        return Decision(
+            G.KEEP_WAITING,
+            R.DCS_RETRYING,
+            f"DCS unreachable; lease renewed {waited:.1f}s ago, retrying",
+        )
+    if primary:
+        return Decision(G.DEMOTE, R.DCS_UNREACHABLE, "demoting: primary without a lease")
+    return Decision(G.KEEP_WAITING, R.DCS_RETRYING, "DCS unreachable, retrying")
+
+
+def _uninitialized(view: ClusterView, local: LocalState, i_lead: bool,
+                   settings: Settings) -> Decision | None:
+    empty = local.pg.data == DataState.EMPTY
+    if view.initialize is None:
+        if empty and view.leader is None:
+            return Decision(G.BOOTSTRAP, R.CLUSTER_EMPTY, "cluster not initialized: bootstrapping")
+        if empty:
+            return Decision(G.WAIT_BOOTSTRAP, R.BOOTSTRAP_RUNNING, "waiting for bootstrap")
+        return None  # data present and no key (DCS wiped): the race below takes it
+    if view.initialize == "":
+        if view.leader is None or i_lead:
+            return Decision(
+                G.CLEAR_ABANDONED_BOOTSTRAP,
+                R.BOOTSTRAP_ABANDONED,
+                "bootstrap abandoned by its node: freeing initialize",
+            )
+        return Decision(
+            G.WAIT_BOOTSTRAP, R.BOOTSTRAP_RUNNING, f"waiting for {view.leader.name} to bootstrap"
+        )
+    if not empty and local.pg.sysid and local.pg.sysid != view.initialize:
+        return Decision(
+            G.SYSID_MISMATCH,
+            R.SYSID_MISMATCH,
+            f"data directory belongs to system {local.pg.sysid}, cluster is "
+            f"{view.initialize}: not touching it",
+        )
+    if empty:
+        if i_lead:
+            return Decision(G.RELEASE_NO_DATA, R.NO_DATA, "holding the lock with no data")
+        leader = view.leader_member
+        # `initialize` holds a system identifier only once the leader's
+        # postgres ran: its member key may not say "running" yet
+        if leader is not None and leader.conn_url:
+            source = _clone_source(view, leader.name)
+            return Decision(
+                G.CREATE_REPLICA, R.NO_DATA, f"creating replica from {source}", target=source
+            )
+        if view.leader is None and settings.replica_without_leader:
+            return Decision(G.CREATE_REPLICA, R.NO_DATA,
+                            "no leader: restoring with a method that needs none (no_master)")
+        return Decision(G.WAIT_LEADER, R.LEADER_NOT_READY, "no running leader to clone from")
+    return None
+
+
+def _clone_source(view: ClusterView, leader: str) -> str:
+    for m in view.members:
+        tags = m.tags or {}
+        if m.name != leader and tags.get("clonefrom") and m.state == "running":
+            return m.name
+    return leader
+
+
+def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
+            settings: Settings, now: float) -> Decision:
+    pg = local.pg
+    if pg.running and not pg.in_recovery:
+        manual = leader_handover(view, local, peers, settings)
+        if manual is not None:
+            return manual
+        return Decision(G.LEAD, R.HEALTHY_LEADER, "no action: I am the leader with the lock")
+    if pg.running and settings.standby_cluster is not None:
+        remote = remote_of(settings.standby_cluster)
+        return Decision(G.LEAD_STANDBY, R.STANDBY_CLUSTER,
+                        f"no action: standby leader replicating from {remote}")
+    if pg.running:
+        return Decision(G.PROMOTE_HELD, R.HOLD_LOCK_AS_REPLICA, "promoting: I hold the lock")
+    if local.crash_since is not None and now - local.crash_since > settings.primary_start_timeout:
+        return Decision(
+            G.RELEASE_AFTER_CRASH,
+            R.START_TIMEOUT,
+            f"postgres not back within primary_start_timeout "
+            f"({settings.primary_start_timeout}s): releasing the lock",
+        )
+    if pg.data in WAS_PRIMARY:
+        return Decision(G.RESTART_PRIMARY, R.PG_CRASHED, "postgres is down: restarting as primary")
+    return Decision(G.START_LEADER_READONLY, R.PG_DOWN, "starting postgres to promote it")
+
+
+def remote_of(standby: Mapping[str, Any]) -> str:
+    host = standby.get("host")
+    if not host:
+        return "the WAL archive"
+    return f"{host}:{standby.get('port') or 5432}"
+
+
+def _no_leader(
+    view: ClusterView, local: LocalState, peers: Sequence[PeerStatus], settings: Settings
+) -> Decision:
+    pg = local.pg
+    if not pg.running:
+        return Decision(G.START_READONLY, R.NO_LEADER, "no leader: starting postgres read-only")
+    primary = not pg.in_recovery
+    manual = manual_race(view, local)
+    if manual is not None and not primary:
+        return manual
+    if not primary:
+        if not may_promote(local.name, view.sync_leader, view.sync_standbys,
+                           settings.synchronous_mode):
+            return Decision(G.STAY_BEHIND, R.NOT_SYNC,
+                            "no leader, but in synchronous mode only "
+                            + (", ".join(view.sync_standbys) or "no standby") + " may take over")
+        if not failover_allowed(local.tags):
+            return Decision(G.STAY_BEHIND, R.NOT_ELIGIBLE, "no leader, but failover is not allowed here")
+        if view.optime is not None:
+            lag = view.optime - pg.wal_position
+            if lag > settings.maximum_lag_on_failover:
+                return Decision(
+                    G.STAY_BEHIND,
+                    R.LAGGING,
+                    f"no leader, but my lag {lag} exceeds maximum_lag_on_failover "
+                    f"{settings.maximum_lag_on_failover}",
+                )
+    me = Candidate(
+        name=local.name,
+        reachable=True,
+        eligible=True,
+        timeline=pg.timeline,
+        received=pg.wal_position,
+        replayed=pg.replayed,
+        priority=priority_of(local.tags),
+    )
+    ahead = better_peers(me, [from_peer(p) for p in peers if p.name != local.name])
+    if ahead:
+        names = ", ".join(sorted(p.name for p in ahead))
+        if primary:
+            return Decision(G.DEMOTE, R.PEER_AHEAD, f"primary without the lock and {names} ahead")
+        return Decision(G.STAY_BEHIND, R.PEER_AHEAD, f"no leader, but {names} is ahead of me")
+    return Decision(G.RACE, R.HEALTHIEST, "no leader and I am the healthiest: taking the lock")
+
+
+def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decision:
+    assert view.leader is not None
+    leader = view.leader.name
+    pg = local.pg
+    if pg.running and not pg.in_recovery:
+        return Decision(G.DEMOTE, R.LOST_LOCK, f"demoting: {leader} holds the lock", target=leader)
+    if local.leader_dead and pg.running:
+        return Decision(
+            G.EVICT_DEAD_LEADER, R.LEADER_DEAD,
+            f"{leader}'s agent and postgres refuse connections: removing its lock", leader)
+    upstream = _upstream(view, local, leader)
+    if not pg.running:
+        if local.rewind_failed:
+            if settings.remove_data_directory_on_rewind_failure:
+                return Decision(
+                    G.REINITIALIZE, R.REWIND_FAILED, "rewind failed: cloning again", target=leader
+                )
+            return Decision(
+                G.NEED_OPERATOR,
+                R.REWIND_FAILED,
+                "rewind failed and remove_data_directory_on_rewind_failure is off: "
+                "run reinit to clone this member again",
+            )
+        if pg.data in WAS_PRIMARY and settings.use_pg_rewind:
+            leader_m = view.leader_member
+            if leader_m is None or leader_m.state != "running" or not leader_m.conn_url:
+                return Decision(G.WAIT_LEADER, R.LEADER_NOT_READY, f"waiting for {leader} to run")
+            return Decision(G.REWIND, R.FORMER_PRIMARY, f"rewinding to follow {leader}", leader)
+        return Decision(G.START_REPLICA, R.PG_DOWN, f"starting as a replica of {upstream}", upstream)
+    member = view.member(upstream)
+    want_host = _host_of(member.conn_url) if member else None
+    if want_host and pg.upstream_host != want_host:
+        return Decision(G.FOLLOW, R.WRONG_UPSTREAM, f"following {upstream}", target=upstream)
+    return Decision(G.REPLICATE, R.STREAMING, f"no action: replicating from {upstream}", upstream)
+
+
+def _upstream(view: ClusterView, local: LocalState, leader: str) -> str:
+    wanted = (local.tags or {}).get("replicatefrom")
+    if isinstance(wanted, str) and wanted and wanted != local.name:
+        m = view.member(wanted)
+        if m is not None and m.state == "running" and m.conn_url:
+            return wanted
+    return leader
+
+
+def _host_of(conn_url: str) -> str | None:
+    """host:port of a postgres:// URL, as the replica's conninfo would hold it."""
+    rest = conn_url.split("://", 1)[-1]
+    hostport = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return hostport or None

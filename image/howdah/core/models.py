@@ -1,0 +1,191 @@
+"""Immutable snapshots the decision function works on.
+
+Everything here is plain data: the agent observes the DCS, PostgreSQL and its
+peers, freezes what it saw into these classes, and hands them to `decide()`.
+No I/O and no clock reads happen in this package.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class Role(str, enum.Enum):
+    """Role as published in member JSON and GET /patroni."""
+
+    PRIMARY = "primary"
+    REPLICA = "replica"
+    STANDBY_LEADER = "standby_leader"
+    DEMOTED = "demoted"
+    UNINITIALIZED = "uninitialized"
+
+
+class DataState(str, enum.Enum):
+    """What the data directory holds, read from disk and pg_controldata."""
+
+    EMPTY = "empty"  # missing or empty directory
+    PRIMARY = "primary"  # cluster state "in production" or "shut down"
+    REPLICA = "replica"  # "in archive recovery" or "shut down in recovery"
+    CRASHED_PRIMARY = "crashed primary"  # "in production" while not running
+    UNKNOWN = "unknown"  # something is there but pg_controldata cannot read it
+
+
+class TaskKind(str, enum.Enum):
+    """Long-running work done off the HA loop; decide() sees it running."""
+
+    BOOTSTRAP = "initializing new cluster"
+    CREATE_REPLICA = "creating replica"
+    REWIND = "rewinding"
+    START = "starting"
+    STOP = "stopping"
+    DEMOTE = "demoting"
+    PROMOTE = "promoting"
+    RESTART = "restarting"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member key from the DCS."""
+
+    name: str
+    role: str = "uninitialized"
+    state: str = "stopped"
+    conn_url: str = ""
+    api_url: str = ""
+    xlog_location: int = 0
+    timeline: int = 0
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+    @property
+    def nofailover(self) -> bool:
+        return not failover_allowed(self.tags)
+
+    @property
+    def failover_priority(self) -> int:
+        return priority_of(self.tags)
+
+
+def priority_of(tags: Mapping[str, Any]) -> int:
+    try:
+        return int(tags.get("failover_priority", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def failover_allowed(tags: Mapping[str, Any]) -> bool:
+    """nofailover forbids; failover_priority <= 0 behaves as nofailover."""
+    if truthy(tags.get("nofailover")):
+        return False
+    return priority_of(tags) > 0
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class Leader:
+    name: str
+    index: int  # etcd modifiedIndex, for watches
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The DCS as read at the start of a cycle."""
+
+    initialize: str | None = None  # None: key absent; "": bootstrap running
+    initialize_index: int | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_index: int | None = None
+    leader: Leader | None = None
+    members: tuple[Member, ...] = ()
+    optime: int | None = None  # from the status key
+    slots: Mapping[str, int] = field(default_factory=dict)
+    history: tuple[tuple[Any, ...], ...] = ()
+    failover: Mapping[str, Any] = field(default_factory=dict)
+    sync_leader: str | None = None  # the `sync` key: whose synchronous standbys
+    sync_standbys: tuple[str, ...] = ()
+    sync_index: int | None = None
+    index: int = 0
+
+    def member(self, name: str) -> Member | None:
+        for m in self.members:
+            if m.name == name:
+                return m
+        return None
+
+    @property
+    def leader_member(self) -> Member | None:
+        return self.member(self.leader.name) if self.leader else None
+
+
+@dataclass(frozen=True)
+class PeerStatus:
+    """A peer's GET /patroni answer as seen during the leader race."""
+
+    name: str
+    reachable: bool
+    role: str = ""
+    running: bool = False
+    timeline: int = 0
+    received: int = 0
+    replayed: int = 0
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def wal_position(self) -> int:
+        return max(self.received, self.replayed)
+
+
+@dataclass(frozen=True)
+class PgStatus:
+    """PostgreSQL as observed this cycle."""
+
+    data: DataState = DataState.EMPTY
+    running: bool = False
+    in_recovery: bool = False
+    sysid: str | None = None
+    timeline: int = 0
+    wal_position: int = 0  # current write LSN on a primary, received on a replica
+    replayed: int = 0
+    upstream_host: str | None = None  # host in primary_conninfo, replica only
+    streaming: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: TaskKind
+    started: float
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    kind: TaskKind
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What this node knows about itself."""
+
+    name: str
+    pg: PgStatus = PgStatus()
+    task: Task | None = None
+    last_result: TaskResult | None = None
+    dcs_ok: bool = True
+    last_renew: float | None = None  # monotonic time a renewal was *sent*
+    was_running: bool = False  # postgres was running at the end of the last cycle
+    crash_since: float | None = None  # a primary crash first seen at
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    rewind_failed: bool = False
+    basebackup_failures: int = 0
+    # The leader's agent and postgres both refused connections while our WAL
+    # stream from it was down: nothing is listening there, it cannot write.
+    leader_dead: bool = False
+    wall: float = 0.0  # wall-clock seconds, for scheduled switchovers
+    request: str | None = None  # "restart", "reload" or "reinitialize" asked through the API

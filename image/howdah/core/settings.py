@@ -1,0 +1,147 @@
+"""Settings for one HA cycle: the local config merged with the DCS config.
+
+Pure: built from plain dicts, validated with the timing rule, immutable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from howdah.core.models import truthy
+
+DEFAULTS: Mapping[str, Any] = {
+    "ttl": 30,
+    "loop_wait": 10,
+    "retry_timeout": 10,
+    "maximum_lag_on_failover": 1048576,
+    "maximum_lag_on_syncnode": -1,
+    "primary_start_timeout": 300,
+    "primary_stop_timeout": 0,
+    "synchronous_mode": False,
+    "synchronous_mode_strict": False,
+    "synchronous_node_count": 1,
+    "failsafe_mode": False,
+    "check_timeline": False,
+    "pause": False,
+}
+
+
+class SettingsError(ValueError):
+    """A dynamic setting has a bad value; the message names it and the fix."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Settings:
+    ttl: int = 30
+    loop_wait: int = 10
+    retry_timeout: int = 10
+    maximum_lag_on_failover: int = 1048576
+    primary_start_timeout: int = 300
+    use_pg_rewind: bool = False
+    use_slots: bool = True
+    remove_data_directory_on_rewind_failure: bool = False
+    pause: bool = False
+    standby_cluster: Mapping[str, Any] | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    pg_hba: tuple[str, ...] = ()
+    replica_without_leader: bool = False  # some create_replica_method has no_master
+    synchronous_mode: bool = False
+    synchronous_mode_strict: bool = False
+    synchronous_node_count: int = 1
+
+    @property
+    def demote_after(self) -> float:
+        """Seconds after a renewal was sent by which the next must succeed.
+
+        The renewal is due after loop_wait and may be retried for
+        retry_timeout; past that the leader demotes.  The timing rule keeps
+        at least another retry_timeout before the lease runs out.
+        """
+        return float(self.loop_wait + self.retry_timeout)
+
+    @property
+    def lease_margin(self) -> float:
+        """Safety margin taken off ttl when judging our own lease."""
+        return float(self.retry_timeout)
+
+
+def _int(merged: Mapping[str, Any], key: str, minimum: int) -> int:
+    value = merged.get(key, DEFAULTS.get(key))
+    if isinstance(value, bool):
+        raise SettingsError(key, f"must be an integer, got {value!r}")
+    try:
+        number = int(value)  # accepts "30" as Patroni does
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(key, f"must be >= {minimum}, got {number}")
+    return number
+
+
+def check_timing(ttl: int, loop_wait: int, retry_timeout: int) -> None:
+    if loop_wait + 2 * retry_timeout > ttl:
+        raise SettingsError(
+            "ttl",
+            f"loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout}) must not "
+            f"exceed ttl ({ttl}); raise ttl to {loop_wait + 2 * retry_timeout} or "
+            "lower loop_wait/retry_timeout",
+        )
+
+
+def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> Settings:
+    """Merge the DCS config with the local `postgresql` section.
+
+    Local `postgresql.parameters` win over the DCS ones, as in Patroni.
+    """
+    ttl = _int(dynamic, "ttl", 2)
+    loop_wait = _int(dynamic, "loop_wait", 1)
+    retry_timeout = _int(dynamic, "retry_timeout", 1)
+    check_timing(ttl, loop_wait, retry_timeout)
+    dyn_pg = dynamic.get("postgresql") or {}
+    if not isinstance(dyn_pg, Mapping):
+        raise SettingsError("postgresql", "must be a mapping")
+    params: dict[str, Any] = dict(dyn_pg.get("parameters") or {})
+    params.update(local_pg.get("parameters") or {})
+    hba = local_pg.get("pg_hba") or dyn_pg.get("pg_hba") or ()
+
+    def flag(key: str, default: bool) -> bool:
+        if key in local_pg:
+            return truthy(local_pg[key])
+        return truthy(dyn_pg.get(key, default))
+
+    standby = dynamic.get("standby_cluster")
+    return Settings(
+        ttl=ttl,
+        loop_wait=loop_wait,
+        retry_timeout=retry_timeout,
+        maximum_lag_on_failover=_int(dynamic, "maximum_lag_on_failover", 0),
+        primary_start_timeout=_int(dynamic, "primary_start_timeout", 0),
+        use_pg_rewind=flag("use_pg_rewind", False),
+        use_slots=flag("use_slots", True),
+        remove_data_directory_on_rewind_failure=truthy(
+            local_pg.get("remove_data_directory_on_rewind_failure", False)
+        ),
+        pause=truthy(dynamic.get("pause", False)),
+        standby_cluster=standby if isinstance(standby, Mapping) and standby else None,
+        parameters=params,
+        pg_hba=tuple(str(x) for x in hba),
+        replica_without_leader=_leaderless_methods(local_pg, standby),
+        synchronous_mode=truthy(dynamic.get("synchronous_mode", False)),
+        synchronous_mode_strict=truthy(dynamic.get("synchronous_mode_strict", False)),
+        synchronous_node_count=_int(dynamic, "synchronous_node_count", 1),
+    )
+
+
+def _leaderless_methods(local_pg: Mapping[str, Any], standby: Any) -> bool:
+    std = standby if isinstance(standby, Mapping) else {}
+    names = std.get("create_replica_methods") or local_pg.get("create_replica_methods") or []
+    for name in names if isinstance(names, list) else [names]:
+        spec = local_pg.get(str(name))
+        if isinstance(spec, Mapping) and (truthy(spec.get("no_master")) or
+                                          truthy(spec.get("no_leader"))):
+            return True
+    return False

@@ -1,0 +1,122 @@
+"""The narrow interface the agent needs from a DCS."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Protocol
+
+from howdah.core.models import ClusterView, Leader, Member
+
+
+class DcsError(Exception):
+    """The DCS could not be reached (not a failed compare-and-swap)."""
+
+
+class Dcs(Protocol):
+    """Key layout of CONTRACT §2 under /<namespace>/<scope>/."""
+
+    def get_cluster(self) -> ClusterView: ...
+    def acquire_leader(self, ttl: int) -> bool: ...
+    def renew_leader(self, ttl: int) -> bool: ...
+    def release_leader(self) -> bool: ...
+    def evict_leader(self, name: str, index: int) -> bool: ...
+    def hand_leader(self, target: str, ttl: int) -> bool: ...
+    def write_failover(self, value: Mapping[str, Any], index: int | None = None) -> bool: ...
+    def clear_failover(self) -> bool: ...
+    def touch_member(self, data: Mapping[str, Any], ttl: int) -> None: ...
+    def delete_member(self) -> None: ...
+    def take_initialize(self) -> bool: ...
+    def set_initialize(self, sysid: str) -> bool: ...
+    def clear_initialize(self, index: int | None = None) -> bool: ...
+    def write_config(self, config: Mapping[str, Any], index: int | None) -> bool: ...
+    def write_status(self, optime: int, slots: Mapping[str, int]) -> None: ...
+    def write_history(self, history: list[list[Any]]) -> None: ...
+    def watch_leader(self, view: ClusterView, timeout: float, eager: bool = False) -> bool: ...
+
+
+def parse_json(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return default
+
+
+def parse_member(name: str, raw: str | None) -> Member:
+    data = parse_json(raw, {})
+    if not isinstance(data, dict):
+        data = {}
+    raw_tags = data.get("tags")
+    tags: dict[str, Any] = raw_tags if isinstance(raw_tags, dict) else {}
+
+    def as_int(key: str) -> int:
+        try:
+            return int(data.get(key) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    return Member(
+        name=name,
+        role=str(data.get("role", "uninitialized")),
+        state=str(data.get("state", "stopped")),
+        conn_url=str(data.get("conn_url", "")),
+        api_url=str(data.get("api_url", "")),
+        xlog_location=as_int("xlog_location"),
+        timeline=as_int("timeline"),
+        tags=tags,
+        version=str(data.get("version", "")),
+    )
+
+
+def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> ClusterView:
+    """Turn {relative key: (value, modifiedIndex)} into a ClusterView."""
+    members = tuple(
+        sorted(
+            (parse_member(k.split("/", 1)[1], v) for k, (v, _) in nodes.items()
+             if k.startswith("members/") and k.count("/") == 1),
+            key=lambda m: m.name,
+        )
+    )
+    leader = None
+    if "leader" in nodes and nodes["leader"][0]:
+        value, idx = nodes["leader"]
+        leader = Leader(name=str(value), index=idx)
+    init = nodes["initialize"][0] if "initialize" in nodes else None
+    config = parse_json(nodes.get("config", (None, 0))[0], {})
+    status = parse_json(nodes.get("status", (None, 0))[0], {})
+    optime: int | None = None
+    slots: dict[str, int] = {}
+    if isinstance(status, dict):
+        try:
+            optime = int(status["optime"]) if status.get("optime") is not None else None
+        except (TypeError, ValueError):
+            optime = None
+        raw_slots = status.get("slots") or {}
+        if isinstance(raw_slots, dict):
+            slots = {str(k): int(v) for k, v in raw_slots.items() if isinstance(v, int)}
+    if optime is None and "optime/leader" in nodes:
+        try:
+            optime = int(nodes["optime/leader"][0] or 0)
+        except ValueError:
+            optime = None
+    history = parse_json(nodes.get("history", (None, 0))[0], [])
+    failover = parse_json(nodes.get("failover", (None, 0))[0], {})
+    sync = parse_json(nodes.get("sync", (None, 0))[0], {})
+    sync = sync if isinstance(sync, dict) else {}
+    raw_standbys = sync.get("sync_standby") or ""
+    return ClusterView(
+        sync_leader=str(sync["leader"]) if sync.get("leader") else None,
+        sync_standbys=tuple(s for s in str(raw_standbys).split(",") if s),
+        sync_index=nodes["sync"][1] if "sync" in nodes else None,
+        initialize=init if init is None else str(init),
+        initialize_index=nodes["initialize"][1] if "initialize" in nodes else None,
+        config=config if isinstance(config, dict) else {},
+        config_index=nodes["config"][1] if "config" in nodes else None,
+        leader=leader,
+        members=members,
+        optime=optime,
+        slots=slots,
+        history=tuple(tuple(h) for h in history if isinstance(h, list)),
+        failover=failover if isinstance(failover, dict) else {},
+        index=etcd_index,
+    )

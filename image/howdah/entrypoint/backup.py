@@ -1,0 +1,103 @@
+"""pgBackRest in the agent config: restore_command, replica methods from the repository, the
+backup keeper program.  Pure: environment in, config fragments out.
+
+With archiving on (WAL_S3_BUCKET or PGBACKREST=true) the rendered config gets
+
+* ``postgresql.recovery_conf.restore_command``: ``pgbackrest ... archive-get %f "%p"``, so
+  replicas and standby leaders can fetch WAL the primary archived;
+* ``postgresql.create_replica_methods``: ``[pgbackrest, basebackup]`` (``REPLICA_METHODS``
+  overrides it), where ``pgbackrest`` is a plain ``--delta restore`` (keep_data, no_params) and
+  ``wal_e`` (also defined) restores only when the newest backup is close enough to the leader,
+  else declines so the next method (basebackup) takes over;
+* a supervisord program, ``howdah-backup-keeper``, that creates the stanza and takes the first
+  full backup whenever this node is a primary whose stanza has none.
+
+The repository is ``PGBACKREST_REPO_PATH`` (default ``$HOME/pgdata/pgbackrest``, inside the
+node's own volume; point every node at one shared volume to restore replicas from it) or S3
+(``WAL_S3_BUCKET`` and the ``AWS_*`` variables, rendered in pgbackrest.conf).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import values
+from .errors import EnvError
+from .values import Env, get
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+KEEPER = "/usr/local/bin/howdah-backup-keeper"
+RESTORE = "/usr/local/bin/howdah-restore-replica"
+KNOWN_METHODS = ("pgbackrest", "wal_e", "basebackup")
+
+
+@dataclass(frozen=True)
+class Backup:
+    repo_path: str = ""
+    methods: tuple[str, ...] = ("pgbackrest", "basebackup")
+    threshold_megabytes: int = 10240
+    threshold_percentage: int = 30
+    keeper_interval: int = 30
+
+
+def from_env(env: Env, home: str) -> Backup:
+    raw = get(env, "REPLICA_METHODS", "pgbackrest,basebackup")
+    methods = tuple(m.strip() for m in raw.split(",") if m.strip())
+    for method in methods:
+        if method not in KNOWN_METHODS:
+            raise EnvError("REPLICA_METHODS", f"{method!r} is not a replica method of the image",
+                                  "list some of " + ", ".join(KNOWN_METHODS) + ", comma-separated")
+    return Backup(
+        repo_path=get(env, "PGBACKREST_REPO_PATH", f"{home}/pgdata/pgbackrest"),
+        methods=methods,
+        threshold_megabytes=values.integer(env, "WALE_BACKUP_THRESHOLD_MEGABYTES", 10240),
+        threshold_percentage=values.integer(env, "WALE_BACKUP_THRESHOLD_PERCENTAGE", 30),
+        keeper_interval=values.integer(env, "BACKUP_CHECK_INTERVAL", 30, minimum=1),
+    )
+
+
+def pgbackrest(s: Settings, stanza: str | None = None) -> str:
+    """The pgbackrest command line with this container's config file and a stanza."""
+    return f"pgbackrest --config={s.run_dir}/pgbackrest.conf --stanza={stanza or s.scope}"
+
+
+def restore_command(s: Settings, stanza: str | None = None) -> str:
+    return pgbackrest(s, stanza) + ' archive-get %f "%p"'
+
+
+def agent_fragment(s: Settings) -> dict[str, Any]:
+    """What archiving adds to the agent config (empty when archiving is off)."""
+    if not s.pgbackrest:
+        return {}
+    b = s.backup
+    return {"postgresql": {
+        "recovery_conf": {"restore_command": restore_command(s)},
+        "create_replica_methods": list(b.methods),
+        "pgbackrest": {"command": pgbackrest(s) + " --delta --type=standby restore",
+                       "keep_data": True, "no_params": True},
+        "wal_e": {"command": f"{RESTORE} --config={s.run_dir}/pgbackrest.conf --stanza={s.scope}",
+                  "threshold_megabytes": b.threshold_megabytes,
+                  "threshold_backup_size_percentage": b.threshold_percentage,
+                  "no_master": 1},
+    }}
+
+
+def supervisord_program(s: Settings) -> str:
+    """The backup keeper under supervisord (empty when archiving is off)."""
+    if not s.pgbackrest:
+        return ""
+    return f"""
+[program:backup-keeper]
+command={KEEPER} --config={s.run_dir}/pgbackrest.conf --stanza={s.scope} --api-url=http://127.0.0.1:{s.apiport}/patroni --interval={s.backup.keeper_interval}
+priority=40
+startsecs=1
+startretries=1000
+autorestart=true
+stopsignal=TERM
+stopwaitsecs=10
+stdout_logfile=/dev/fd/1
+stdout_logfile_maxbytes=0
+redirect_stderr=true
+"""

@@ -1,0 +1,91 @@
+"""`howdah-entrypoint [ROLE|COMMAND ...]` - the image's ENTRYPOINT.
+
+* no argument (or ``howdah``): validate the environment, render every file into the run
+  directory, then exec supervisord (which runs the agent, pgbouncer and, with no DCS
+  configured, a local etcd);
+* ``haproxy``: render haproxy.cfg from HAPROXY_* and exec HAProxy;
+* ``render``: validate and render only, print the run directory's files and exit;
+* anything else (``etcd ...``, ``bash``, ``psql ...``): exec it as given.
+
+A bad variable prints ONE line naming it and the fix, and exits 2 before anything is written.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn, Sequence
+
+from . import haproxy, render, settings, system
+from .errors import EnvError
+
+
+def fail(error: EnvError) -> NoReturn:
+    print(error.line(), file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def warn_defaults(s: settings.Settings) -> None:
+    defaulted = [f"PGPASSWORD_{role}" for role, user in (("SUPERUSER", s.superuser), ("STANDBY", s.standby),
+                                                         ("ADMIN", s.admin)) if user.defaulted]
+    if defaulted:
+        print(f"howdah-entrypoint: warning: {', '.join(defaulted)} not set; using demo passwords", file=sys.stderr)
+
+
+def prepare_node() -> settings.Settings:
+    """Validate first (nothing touched on error), then become postgres, then write."""
+    env = dict(os.environ)
+    s = settings.load(env, system.facts())
+    files = render.render_all(s)
+    system.drop_root([s.home + "/pgdata", s.run_dir, "/var/run/postgresql"])
+    system.ensure_passwd_entry(s.home)
+    system.prepare_dirs(s)
+    system.remove_stale_pidfile(s.pgdata)
+    system.write_files(s.run_dir, files)
+    system.prepare_ssl(s)
+    warn_defaults(s)
+    return s
+
+
+def run_node() -> NoReturn:
+    s = prepare_node()
+    print(f"howdah-entrypoint: node {s.name} of {s.scope}, DCS {s.dcs.kind}, "
+          f"connect {s.connect_host}:{s.pgport}, shared_buffers {s.memory.shared_buffers}", file=sys.stderr, flush=True)
+    conf = f"{s.run_dir}/supervisord.conf"
+    os.execvp("supervisord", ["supervisord", "--nodaemon", "--configuration", conf])
+
+
+def run_haproxy(extra: Sequence[str]) -> NoReturn:
+    h = haproxy.load(dict(os.environ))
+    run_dir = os.environ.get("HOWDAH_RUN_DIR", settings.DEFAULT_RUN_DIR)
+    text = haproxy.render(h)
+    system.drop_root([run_dir])
+    system.ensure_passwd_entry(settings.DEFAULT_HOME)
+    os.makedirs(run_dir, exist_ok=True)
+    system.write_files(run_dir, {"haproxy.cfg": (text, 0o644)})
+    os.execvp("haproxy", ["haproxy", "-W", "-db", "-f", f"{run_dir}/haproxy.cfg", *extra])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not args or args[0] in ("howdah", "supervisord"):
+            run_node()
+        elif args[0] == "haproxy":
+            run_haproxy(args[1:])
+        elif args[0] == "render":
+            s = prepare_node()
+            for name in sorted(os.listdir(s.run_dir)):
+                print(f"{s.run_dir}/{name}")
+        else:
+            if os.getuid() != 0:
+                system.ensure_passwd_entry(settings.DEFAULT_HOME)
+            os.execvp(args[0], args)
+    except EnvError as error:
+        fail(error)
+    except FileNotFoundError as error:
+        print(f"howdah-entrypoint: {error}", file=sys.stderr, flush=True)
+        sys.exit(127)
+
+
+if __name__ == "__main__":
+    main()

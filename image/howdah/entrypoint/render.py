@@ -1,0 +1,105 @@
+"""Settings -> file contents, with the jinja2 templates from configs/.  Pure: nothing is written.
+
+``render_all`` returns {file name: (text, mode)} for the run directory; the caller writes them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from . import backup, callbacks, clone
+from .errors import EnvError
+from .merge import MergeError, deep_merge
+from .settings import Settings
+
+POST_BOOTSTRAP = "/usr/local/bin/howdah-post-bootstrap"
+Files = dict[str, tuple[str, int]]
+
+
+def templates_dir() -> Path:
+    """HOWDAH_TEMPLATES, else /etc/howdah/configs (the image), else configs/ in the source tree."""
+    env_dir = os.environ.get("HOWDAH_TEMPLATES")
+    candidates = [Path(env_dir)] if env_dir else []
+    candidates += [Path("/etc/howdah/configs"), Path(__file__).resolve().parents[3] / "configs"]
+    for candidate in candidates:
+        if (candidate / "howdah.yml.j2").is_file():
+            return candidate
+    raise FileNotFoundError("no Howdah templates found (looked in " + ", ".join(map(str, candidates)) + ")")
+
+
+def environment(directory: Path | None = None) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def ssl_paths(s: Settings) -> tuple[str, str]:
+    """Where PostgreSQL finds its certificate and key (given files, or written under run_dir/ssl)."""
+    cert, key = s.ssl_certificate, s.ssl_private_key
+    cert_path = cert if cert and not cert.startswith("-----BEGIN") else f"{s.run_dir}/ssl/server.crt"
+    key_path = key if key and not key.startswith("-----BEGIN") else f"{s.run_dir}/ssl/server.key"
+    return cert_path, key_path
+
+
+def agent_config(s: Settings, env: jinja2.Environment) -> dict[str, Any]:
+    cert, key = ssl_paths(s)
+    text = env.get_template("howdah.yml.j2").render(
+        s=s, dcs_yaml=yaml.safe_dump(s.dcs.section(), default_flow_style=False).rstrip(),
+        ssl_cert=cert, ssl_key=key, post_bootstrap=POST_BOOTSTRAP,
+    )
+    config: dict[str, Any] = yaml.safe_load(text)
+    config = deep_merge(deep_merge(config, backup.agent_fragment(s)), clone.agent_fragment(s))
+    callbacks.apply(config, s.hooks)  # before the overlays, which may still set callbacks
+    for variable, overlay in s.overlays:
+        try:
+            config = deep_merge(config, overlay)
+        except MergeError as exc:
+            raise EnvError(variable, str(exc), "see configs/README.md for the merge rules") from None
+    return config
+
+
+def pgbouncer_settings(s: Settings) -> tuple[dict[str, str], dict[str, Any]]:
+    databases: dict[str, str] = {"*": f"host=127.0.0.1 port={s.pgport}"}
+    settings: dict[str, Any] = {
+        "listen_addr": "*",
+        "listen_port": s.pgbouncer_port,
+        "unix_socket_dir": "/var/run/postgresql",
+        "auth_type": s.pgbouncer_auth,
+        "auth_file": f"{s.run_dir}/userlist.txt",
+        "admin_users": s.superuser.name,
+        "stats_users": s.admin.name,
+        "pool_mode": "session",
+        "max_client_conn": 500,
+        "default_pool_size": 20,
+        "ignore_startup_parameters": "extra_float_digits,options",
+        "server_tls_sslmode": "prefer",
+        "log_connections": 0,
+        "log_disconnections": 0,
+    }
+    extra = dict(s.pgbouncer_settings)
+    if "databases" in extra:
+        databases = {str(k): str(v) for k, v in extra.pop("databases").items()}
+    settings.update(extra)
+    return databases, settings
+
+
+def render_all(s: Settings, directory: Path | None = None) -> Files:
+    env = environment(directory)
+    files: Files = {
+        "howdah.yml": (yaml.safe_dump(agent_config(s, env), default_flow_style=False, sort_keys=False), 0o600),
+        "supervisord.conf": (env.get_template("supervisord.conf.j2").render(s=s) + backup.supervisord_program(s), 0o644),
+        "pgbackrest.conf": (env.get_template("pgbackrest.conf.j2").render(s=s), 0o600),
+    }
+    if s.pgbouncer:
+        databases, settings = pgbouncer_settings(s)
+        files["pgbouncer.ini"] = (env.get_template("pgbouncer.ini.j2").render(databases=databases, settings=settings), 0o600)
+        users = [s.superuser, s.admin]
+        files["userlist.txt"] = (env.get_template("userlist.txt.j2").render(users=users), 0o600)
+    return files

@@ -1,0 +1,136 @@
+"""Side effects of starting a container: facts about it, users, directories, files, TLS.
+
+Everything here touches the real system; the pure parts live in settings/render.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from . import memory
+from .render import Files, ssl_paths
+from .settings import Facts, Settings
+
+POSTGRES = "postgres"
+
+
+def facts() -> Facts:
+    return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect())
+
+
+def container_ip() -> str:
+    """The address other containers reach us on: the host name's address, else the
+    source address of the default route, else 127.0.0.1."""
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+        if not address.startswith("127."):
+            return address
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, only a route lookup
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def ensure_passwd_entry(home: str) -> None:
+    """OpenShift runs the image as a random UID with no passwd entry; initdb and ssh-less
+    tools need one.  The image leaves /etc/passwd group-writable for group 0, so add it."""
+    uid = os.getuid()
+    try:
+        pwd.getpwuid(uid)
+        return
+    except KeyError:
+        pass
+    line = f"{POSTGRES}-{uid}:x:{uid}:{os.getgid()}:Howdah (random UID):{home}:/bin/bash\n"
+    try:
+        with open("/etc/passwd", "a", encoding="utf-8") as passwd:
+            passwd.write(line)
+    except OSError as exc:
+        print(f"howdah-entrypoint: warning: uid {uid} has no passwd entry and /etc/passwd is not writable ({exc})",
+              file=sys.stderr)
+    os.environ.setdefault("HOME", home)
+    os.environ["USER"] = os.environ["LOGNAME"] = f"{POSTGRES}-{uid}"
+
+
+def drop_root(paths: list[str]) -> None:
+    """Started as root (docker run --user 0): hand the data paths to postgres and become it."""
+    if os.getuid() != 0:
+        return
+    entry = pwd.getpwnam(POSTGRES)
+    for path in paths:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["chown", "-R", f"{entry.pw_uid}:0", path], check=False)
+    os.setgroups([0])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ.update(HOME=entry.pw_dir, USER=POSTGRES, LOGNAME=POSTGRES)
+
+
+def stale_pidfile(pgdata: str, proc: Path = Path("/proc")) -> bool:
+    """True when PGDATA holds a postmaster.pid whose PID is not a live postgres here.
+
+    After `docker kill` the file survives in the volume, and in the new container's fresh PID
+    namespace its PID often belongs to another process (pgbouncer, etcd, the agent): PostgreSQL
+    then refuses to start ("lock file already exists").  At container start no postmaster of
+    ours can be running yet, so a file naming anything but a postgres process is stale.
+    """
+    try:
+        first = (Path(pgdata) / "postmaster.pid").read_text().split("\n", 1)[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not first.isdigit():
+        return True
+    try:
+        comm = (proc / first / "comm").read_text().strip()
+    except OSError:
+        return True
+    return comm not in ("postgres", "postmaster")
+
+
+def remove_stale_pidfile(pgdata: str) -> None:
+    if stale_pidfile(pgdata):
+        os.replace(Path(pgdata) / "postmaster.pid", Path(pgdata) / "postmaster.pid.stale")
+        print("howdah-entrypoint: moved a stale postmaster.pid aside (left by a killed container)", file=sys.stderr)
+
+
+def prepare_dirs(s: Settings) -> None:
+    for directory in (s.run_dir, f"{s.run_dir}/log", f"{s.run_dir}/ssl", f"{s.run_dir}/pgbackrest",
+                      s.pgroot, "/var/run/postgresql"):
+        os.makedirs(directory, exist_ok=True)
+    os.chmod(s.pgroot, 0o700)
+
+
+def write_files(run_dir: str, files: Files) -> None:
+    """Write each file atomically (temp file + rename) with its mode."""
+    for name, (text, mode) in files.items():
+        target = Path(run_dir) / name
+        temp = target.with_name(f".{name}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+
+
+def prepare_ssl(s: Settings) -> None:
+    """PEM content in SSL_CERTIFICATE/SSL_PRIVATE_KEY is written out; no certificate at all
+    gets a self-signed one (kept across restarts of the same container)."""
+    cert_path, key_path = ssl_paths(s)
+    for content, path, mode in ((s.ssl_certificate, cert_path, 0o644), (s.ssl_private_key, key_path, 0o600)):
+        if content.startswith("-----BEGIN"):
+            write_files(os.path.dirname(path), {os.path.basename(path): (content.strip() + "\n", mode)})
+    if os.path.exists(cert_path) and os.path.exists(key_path):
+        return
+    subprocess.run(
+        ["openssl", "req", "-nodes", "-new", "-x509", "-days", "3650", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-subj", f"/CN={s.name}", "-keyout", key_path, "-out", cert_path],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.chmod(key_path, 0o600)

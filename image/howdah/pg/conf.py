@@ -1,0 +1,159 @@
+"""PostgreSQL configuration files written by the agent.
+
+postgresql.conf is ours: the file initdb wrote is kept as postgresql.base.conf
+and included first, so anything we set wins.  Recovery settings (PG >= 12)
+live in postgresql.conf too, with standby.signal marking a replica.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+MARKER = "# Written by howdah: edit the agent's configuration instead."
+
+# Parameters the agent needs for replication and rewind; the user may raise them.
+BASE_PARAMETERS: Mapping[str, Any] = {
+    "wal_level": "replica",
+    "hot_standby": "on",
+    "max_wal_senders": 10,
+    "max_replication_slots": 10,
+    "wal_log_hints": "on",
+    "max_connections": 100,
+    "wal_keep_size": "128MB",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str | None
+
+
+def quote(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def conninfo_quote(value: str) -> str:
+    if value and all(c not in value for c in " '\\"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def conninfo(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={conninfo_quote(str(v))}" for k, v in params.items() if v not in (None, ""))
+
+
+def split_conn_url(conn_url: str) -> tuple[str, int]:
+    parts = urlsplit(conn_url)
+    return parts.hostname or "127.0.0.1", parts.port or 5432
+
+
+def upstream_conninfo(conn_url: str, creds: Credentials, app_name: str, passfile: str) -> str:
+    host, port = split_conn_url(conn_url)
+    return conninfo({
+        "host": host, "port": port, "user": creds.username, "passfile": passfile,
+        "application_name": app_name, "sslmode": "prefer", "gssencmode": "disable",
+        "target_session_attrs": "any", "dbname": "postgres",
+    })
+
+
+def slot_name(member: str) -> str:
+    """A physical slot name for a member: lower case, [a-z0-9_]."""
+    cleaned = "".join(c if c.isalnum() else "_" for c in member.lower())
+    return cleaned[:63]
+
+
+def listen_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host or "*", int(port or 5432)
+
+
+def render_conf(
+    listen: str,
+    parameters: Mapping[str, Any],
+    recovery: Mapping[str, Any] | None,
+) -> str:
+    host, port = listen_port(listen)
+    merged: dict[str, Any] = dict(BASE_PARAMETERS)
+    merged.update(parameters)
+    merged["listen_addresses"] = host.replace("0.0.0.0", "*") if host else "*"
+    merged["port"] = port
+    lines = [MARKER, "include_if_exists 'postgresql.base.conf'"]
+    lines += [f"{k} = {quote(v)}" for k, v in sorted(merged.items())]
+    if recovery:
+        lines.append("# recovery")
+        lines += [f"{k} = {quote(v)}" for k, v in recovery.items() if v not in (None, "")]
+    return "\n".join(lines) + "\n"
+
+
+def write_files(
+    data_dir: Path,
+    listen: str,
+    parameters: Mapping[str, Any],
+    pg_hba: tuple[str, ...],
+    recovery: Mapping[str, Any] | None,
+    standby: bool | None,
+) -> None:
+    """Write postgresql.conf, pg_hba.conf and the standby signal.
+
+    standby None leaves the signal files as they are (a restore tool's own)."""
+    conf = data_dir / "postgresql.conf"
+    base = data_dir / "postgresql.base.conf"
+    if conf.exists() and not base.exists() and MARKER not in conf.read_text(errors="replace"):
+        conf.rename(base)
+    _atomic_write(conf, render_conf(listen, parameters, recovery))
+    if pg_hba:
+        _atomic_write(data_dir / "pg_hba.conf", "\n".join(pg_hba) + "\n")
+    if standby is None:
+        return
+    signal_file = data_dir / "standby.signal"
+    if standby:
+        signal_file.touch()
+    elif signal_file.exists():
+        signal_file.unlink()
+    (data_dir / "recovery.signal").unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def write_pgpass(path: Path, entries: list[Credentials]) -> None:
+    lines = []
+    for c in entries:
+        if c.username and c.password is not None:
+            pw = c.password.replace("\\", "\\\\").replace(":", "\\:")
+            lines.append(f"*:*:*:{c.username}:{pw}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def configured_upstream(data_dir: Path) -> str | None:
+    """host:port in the primary_conninfo we last wrote, if any."""
+    try:
+        text = (data_dir / "postgresql.conf").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("primary_conninfo = "):
+            value = line.split("=", 1)[1].strip().strip("'").replace("''", "'")
+            fields = dict(
+                item.split("=", 1) for item in value.split() if "=" in item
+            )
+            host, port = fields.get("host"), fields.get("port", "5432")
+            return f"{host}:{port}" if host else None
+    return None

@@ -1,0 +1,228 @@
+"""The local PostgreSQL instance as the agent drives it."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from howdah.core.models import DataState, PgStatus
+from howdah.core.settings import Settings
+from howdah.core.models import truthy as conf_truthy
+from howdah.pg import clone, conf, ctl, methods
+from howdah.pg.proc import run_logged
+from howdah.pg.conf import Credentials
+from howdah.pg.query import LocalDb, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+def _creds(auth: Mapping[str, Any], role: str) -> Credentials | None:
+    section = auth.get(role)
+    if not isinstance(section, dict) or not section.get("username"):
+        return None
+    pw = section.get("password")
+    return Credentials(str(section["username"]), None if pw is None else str(pw))
+
+
+def local_host(listen: str) -> str:
+    host = listen.rpartition(":")[0].split(",")[0].strip()
+    return "127.0.0.1" if host in ("", "*", "0.0.0.0", "::") else host
+
+
+class Instance:
+    def __init__(self, name: str, pg_cfg: Mapping[str, Any], scope: str = "") -> None:
+        self.name = name
+        self.cfg_scope = scope
+        self.cfg = pg_cfg
+        params = pg_cfg.get("parameters") or {}
+        sockets = str(params.get("unix_socket_directories") or "/var/run/postgresql")
+        listen = str(pg_cfg.get("listen") or "127.0.0.1:5432")
+        self.paths = ctl.PgPaths(Path(str(pg_cfg["data_dir"])),
+                                 Path(str(pg_cfg.get("bin_dir") or "/usr/lib/postgresql/15/bin")),
+                                 tuple(d.strip() for d in sockets.split(",")),
+                                 conf.listen_port(listen.split(",")[-1])[1])
+        auth = pg_cfg.get("authentication") or {}
+        self.superuser = _creds(auth, "superuser") or Credentials("postgres", None)
+        self.replication = _creds(auth, "replication") or self.superuser
+        self.rewind_user = _creds(auth, "rewind")
+        self.listen = str(pg_cfg.get("listen") or "127.0.0.1:5432")
+        self.port = conf.listen_port(self.listen.split(",")[-1])[1]
+        default_pgpass = self.paths.data_dir.parent / f".pgpass_{name}"
+        self.pgpass = Path(str(pg_cfg.get("pgpass") or default_pgpass))
+        conf.write_pgpass(self.pgpass, [c for c in (self.superuser, self.replication,
+                                                    self.rewind_user) if c])
+        self.db = LocalDb({
+            "host": local_host(self.listen), "port": self.port, "user": self.superuser.username,
+            "password": self.superuser.password, "dbname": "postgres",
+            "application_name": "howdah",
+        })
+        self.last_snapshot: Snapshot | None = None
+
+    # ---- observation -------------------------------------------------------
+    def observe(self) -> PgStatus:
+        running = ctl.is_running(self.paths)
+        snap = self.db.snapshot() if running else None
+        if not running:
+            self.db.close()
+        self.last_snapshot = snap
+        if snap is not None:
+            state = DataState.REPLICA if snap.in_recovery else DataState.PRIMARY
+            return PgStatus(
+                data=state, running=True, in_recovery=snap.in_recovery, sysid=snap.sysid,
+                timeline=snap.timeline, wal_position=snap.wal_position, replayed=snap.replayed,
+                upstream_host=conf.configured_upstream(self.paths.data_dir) if snap.in_recovery else None,
+                streaming=snap.receiver_status == "streaming",
+            )
+        data, sysid = ctl.data_state(self.paths, running)
+        # running but not answering (starting up): treat as not running for decisions,
+        # except that we must never start it twice; start() is idempotent.
+        return PgStatus(data=data, running=False, sysid=sysid,
+                        in_recovery=data == DataState.REPLICA)
+
+    # ---- configuration -----------------------------------------------------
+    def configure(self, settings: Settings, upstream_url: str | None, standby: bool,
+                  remote: Mapping[str, Any] | None = None) -> None:
+        """Write the config files; `remote` is the standby_cluster section when this
+        node is a standby leader replicating from outside the cluster."""
+        recovery: dict[str, Any] | None = None
+        if standby:
+            recovery = {"recovery_target_timeline": "latest"}
+            if upstream_url:
+                recovery["primary_conninfo"] = conf.upstream_conninfo(
+                    upstream_url, self.replication, self.name, str(self.pgpass))
+                slot = (remote or {}).get("primary_slot_name") if remote is not None \
+                    else conf.slot_name(self.name)
+                if slot and (settings.use_slots or remote is not None):
+                    recovery["primary_slot_name"] = slot
+            restore = (remote or {}).get("restore_command") or \
+                (self.cfg.get("recovery_conf") or {}).get("restore_command")
+            if restore:
+                recovery["restore_command"] = restore
+            for key in ("recovery_min_apply_delay", "archive_cleanup_command"):
+                if remote and remote.get(key) not in (None, ""):
+                    recovery[key] = remote[key]
+        conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
+                         settings.pg_hba, recovery, standby)
+
+    # ---- actions -----------------------------------------------------------
+    def start(self, settings: Settings, upstream_url: str | None, standby: bool,
+              timeout: float) -> bool:
+        if ctl.is_running(self.paths):
+            return True
+        self.configure(settings, upstream_url, standby)
+        return ctl.start(self.paths, timeout)
+
+    def start_bootstrapped(self, settings: Settings, recovery: Mapping[str, Any] | None,
+                           keep_existing: bool) -> bool:
+        """Start what a custom bootstrap method made: with our recovery settings
+        (recovery.signal), with the tool's own (keep_existing), or as a primary."""
+        if keep_existing:
+            conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
+                             settings.pg_hba, None, standby=None)
+        else:
+            conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
+                             settings.pg_hba, dict(recovery) if recovery else None, standby=False)
+            if recovery:
+                (self.paths.data_dir / "recovery.signal").touch()
+        return ctl.start(self.paths, 3600)
+
+    def start_standby(self, timeout: float) -> bool:
+        """Start with the recovery settings already written (standby.signal)."""
+        return ctl.start(self.paths, timeout)
+
+    def wait_promoted(self, timeout: float) -> bool:
+        """Wait for recovery to end (recovery_target_action: promote)."""
+        deadline = time.monotonic() + timeout
+        last_log = 0.0
+        while time.monotonic() < deadline:
+            if not ctl.is_running(self.paths):
+                log.error("postgres stopped during recovery")
+                return False
+            snap = self.db.snapshot()
+            if snap is not None and not snap.in_recovery:
+                log.info("recovery finished: postgres promoted on timeline %s", snap.timeline)
+                return True
+            if time.monotonic() - last_log > 10:
+                last_log = time.monotonic()
+                log.info("waiting for recovery to finish (replayed %s)",
+                         snap.replayed if snap else "unknown")
+            time.sleep(0.5)
+        return False
+
+    def observe_upstream(self) -> str | None:
+        return conf.configured_upstream(self.paths.data_dir)
+
+    def follow_remote(self, settings: Settings, url: str | None,
+                      remote: Mapping[str, Any]) -> bool:
+        self.configure(settings, url, standby=True, remote=remote)
+        return ctl.reload(self.paths)
+
+    def follow(self, settings: Settings, upstream_url: str) -> bool:
+        self.configure(settings, upstream_url, standby=True)
+        return ctl.reload(self.paths)
+
+    def reload(self) -> bool:
+        return ctl.reload(self.paths)
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
+        self.db.close()
+        return ctl.stop(self.paths, mode, timeout)
+
+    def promote(self) -> bool:
+        return ctl.promote(self.paths)
+
+    def rewind(self, source_url: str) -> bool:
+        creds = self.rewind_user or self.superuser
+        return clone.rewind(self.paths, source_url, creds, self.pgpass)
+
+    def create_replica(self, source_url: str | None, create_slot: bool,
+                       standby: Mapping[str, Any] | None = None) -> bool:
+        """Try create_replica_methods in order until one leaves a data directory."""
+        names = methods.method_names(self.cfg, standby)
+        for name in names:
+            spec = methods.section(self.cfg, name)
+            leaderless = conf_truthy(spec.get("no_master")) or conf_truthy(spec.get("no_leader"))
+            if source_url is None and not leaderless:
+                log.info("replica method %s needs a running leader: skipped", name)
+                continue
+            if name == "basebackup":
+                clone.clean_data_dir(self.paths.data_dir)  # a keep_data method may have left some
+                if self.basebackup(str(source_url), create_slot):
+                    return True
+                continue
+            if not conf_truthy(spec.get("keep_data")):
+                clone.clean_data_dir(self.paths.data_dir)
+            connstring = ""
+            if source_url:
+                host, port = conf.split_conn_url(source_url)
+                connstring = conf.conninfo({"dbname": "postgres", "user": self.replication.username,
+                                            "host": host, "port": port})
+            try:
+                argv = methods.replica_argv(name, spec, self.cfg_scope, self.paths.data_dir,
+                                            connstring)
+            except methods.MethodError as exc:
+                log.error("replica method %s: %s", name, exc)
+                continue
+            self.paths.data_dir.mkdir(parents=True, exist_ok=True)
+            code = run_logged(argv, f"replica method {name}", env={"PGPASSFILE": str(self.pgpass)})
+            if code == 0 and (self.paths.data_dir / "PG_VERSION").exists():
+                log.info("replica created with method %s", name)
+                return True
+            log.warning("replica method %s failed (exit %s)", name, code)
+        if not any(conf_truthy(methods.section(self.cfg, n).get("keep_data")) for n in names):
+            clone.clean_data_dir(self.paths.data_dir)
+        return False
+
+    def basebackup(self, source_url: str, create_slot: bool) -> bool:
+        """pg_basebackup.  The leader keeps a slot per member (and lists its slots in
+        the status key); when ours is not there yet, the backup creates it, so the
+        new replica can stream at once instead of waiting for the leader's cycle."""
+        options = clone.basebackup_options(self.cfg.get("basebackup"))
+        if create_slot and not any(o.startswith(("--slot", "--create-slot")) for o in options):
+            slot = ["--create-slot", f"--slot={conf.slot_name(self.name)}"]
+            if clone.basebackup(self.paths, source_url, self.replication, self.pgpass,
+                                options + slot, self.name):
+                return True  # else the leader made the slot meanwhile: go on without
+        return clone.basebackup(self.paths, source_url, self.replication, self.pgpass,
+                                options, self.name)

@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""howdah-callback: run several callback hooks for one agent event.
+
+The agent runs ONE command per callback key as ``<cmd> <action> <role> <scope>``.  The
+entrypoint sets every key to this dispatcher, which runs the configured hooks one after the
+other in the order given (the entrypoint uses: user script, VIP, AWS), each with the same three
+arguments.  A failing, hung or missing hook is logged and does not stop the ones after it.
+
+    howdah-callback [--log FILE] [--timeout SECONDS] --run NAME=COMMAND [--run ...] \\
+                    ACTION ROLE SCOPE
+
+Each hook's output and outcome (exit code, duration) are logged, one line each, to FILE
+(the entrypoint passes the container's log, /proc/1/fd/1) or to stderr when FILE cannot be
+opened.  The exit code is 0 when every hook exited 0, else 1.  Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Sequence, TextIO
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="howdah-callback", description="run callback hooks in order")
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=COMMAND",
+                        help="a hook to run (repeat; run in the order given)")
+    parser.add_argument("--log", default="", help="append log lines to this file (default stderr)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds each hook may take (default 30)")
+    parser.add_argument("action")
+    parser.add_argument("role")
+    parser.add_argument("scope")
+    return parser.parse_args(list(argv))
+
+
+class Log:
+    def __init__(self, path: str) -> None:
+        self.out: TextIO = sys.stderr
+        if path:
+            try:
+                self.out = open(path, "a", encoding="utf-8", errors="replace")
+            except OSError as exc:
+                self.write(f"cannot open log {path} ({exc.strerror}); logging to stderr")
+
+    def write(self, line: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+        try:
+            self.out.write(f"{stamp} howdah-callback: {line}\n")
+            self.out.flush()
+        except OSError:
+            pass
+
+
+def run_hook(name: str, command: str, event: list[str], timeout: float, log: Log) -> bool:
+    """Run one hook; log its output and outcome; True when it exited 0."""
+    label = f"{name} {' '.join(event)}"
+    try:
+        argv = shlex.split(command) + event
+    except ValueError as exc:
+        log.write(f"{label}: bad command {command!r}: {exc}")
+        return False
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        for line in (exc.output or b"").decode(errors="replace").splitlines():
+            log.write(f"[{name}] {line}")
+        log.write(f"{label}: killed after the {timeout:g}s timeout")
+        return False
+    except OSError as exc:
+        log.write(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}")
+        return False
+    took = time.monotonic() - started
+    for line in done.stdout.decode(errors="replace").splitlines():
+        log.write(f"[{name}] {line}")
+    log.write(f"{label}: exited with {done.returncode} in {took:.2f}s")
+    return done.returncode == 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    log = Log(args.log)
+    event = [args.action, args.role, args.scope]
+    ok = True
+    for spec in args.run:
+        name, sep, command = spec.partition("=")
+        if not sep or not name or not command.strip():
+            log.write(f"ignoring --run {spec!r}: write it as NAME=COMMAND")
+            ok = False
+            continue
+        ok = run_hook(name, command, event, args.timeout, log) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

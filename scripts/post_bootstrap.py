@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""Run once by the agent after it created a new cluster (bootstrap.post_bootstrap).
+
+Argument: a connection URL for the local superuser (PGPASSFILE is set by the agent).
+Creates the admin role from PGUSER_ADMIN / PGPASSWORD_ADMIN and, when pgBackRest archiving
+is on, the pgBackRest stanza.  Safe to run twice.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg2
+from psycopg2 import sql
+
+
+def create_admin(url: str) -> None:
+    name = os.environ.get("PGUSER_ADMIN") or "admin"
+    password = os.environ.get("PGPASSWORD_ADMIN") or "admin"
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+        verb = "ALTER" if cur.fetchone() else "CREATE"
+        cur.execute(sql.SQL(verb + " ROLE {} WITH LOGIN CREATEDB CREATEROLE PASSWORD %s").format(sql.Identifier(name)),
+                    (password,))
+    conn.close()
+
+
+def create_stanza() -> None:
+    run_dir = os.environ.get("HOWDAH_RUN_DIR", "/run/howdah")
+    scope = os.environ.get("SCOPE") or "demo"
+    if os.environ.get("WAL_S3_BUCKET") or os.environ.get("PGBACKREST", "").lower() in ("1", "true", "yes", "on"):
+        res = subprocess.run(["pgbackrest", f"--config={run_dir}/pgbackrest.conf",
+                              f"--stanza={scope}", "stanza-create"])
+        if res.returncode != 0:
+            # not fatal: failing here would wipe the new cluster, and the backup
+            # keeper creates the stanza later anyway
+            print(f"howdah-post-bootstrap: warning: stanza-create exited with {res.returncode}; "
+                  "the backup keeper will retry", file=sys.stderr)
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        print("usage: howdah-post-bootstrap CONNECTION_URL", file=sys.stderr)
+        return 2
+    create_admin(sys.argv[1])
+    create_stanza()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Switchover through the DCS `failover` key, as patronictl and the REST API write it."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import pytest
+
+from harness import LocalCluster
+from harness.waiting import wait_for
+from howdah.dcs.etcd2 import EtcdV2
+
+pytestmark = pytest.mark.local
+
+
+
+
+def test_switchover_hands_the_lock_to_the_named_member(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    c = local_cluster(3, ttl=20, loop_wait=2, retry_timeout=5)
+    old = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    target = next(n for n in c.nodes if n is not old)
+    old.sql("CREATE TABLE sw (v int)")
+    assert c.etcd is not None
+    client = EtcdV2({"hosts": c.etcd.host_port}, "/service/", c.scope, "test", 2.0)
+    with c.writer_probe(0.02) as probe:
+        time.sleep(1)
+        assert client.write_failover({"leader": old.name, "member": target.name})
+        new = c.wait_leader(120, exclude=[old.name])
+        assert new.name == target.name
+        wait_for("a write on the new leader", lambda: any(
+            w.node == target.name for w in list(probe.writes)), 60)
+    writes = probe.snapshot()
+    last_old = max(w.at for w in writes if w.node == old.name)
+    first_new = min(w.at for w in writes if w.node == target.name)
+    assert last_old < first_new, "the two primaries must never both take writes"
+    print(f"switchover write gap: {first_new - last_old:.3f}s")
+    wait_for(f"{old.name} back as a replica", lambda: old.role() == "replica", 180)
+    c.wait_streaming(2, 300)
+    assert json.loads(c.dcs_key("failover") or "{}") == {}, "the failover key must be cleared"

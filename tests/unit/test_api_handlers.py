@@ -1,0 +1,128 @@
+"""The control handlers over real sockets with a fake Control: failures never become 500s."""
+from __future__ import annotations
+
+import base64
+import http.client
+import threading
+from typing import Any, Iterator
+
+import pytest
+
+from howdah.api.routes import control_routes
+from howdah.api.server import RestApiServer
+from howdah.api.status import NodeStatus
+from howdah.core.models import ClusterView, Leader, Member
+from howdah.dcs.base import DcsError
+
+VIEW = ClusterView(initialize="1", leader=Leader("n1", 3), config={"ttl": 30}, config_index=4,
+                   members=(Member("n1", "primary", "running", "postgres://127.0.0.1:5432/postgres",
+                                   "http://127.0.0.1:1/patroni", 0, 1),))
+
+
+class BrokenDcs:
+    prefix = "/service/demo"
+    timeout = 1.0
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read_nodes(self) -> Any:
+        raise self.error
+
+    def write_failover(self, value: Any, index: Any = None) -> bool:
+        raise self.error
+
+
+class FakeControl:
+    name = "n1"
+    scope = "demo"
+
+    def __init__(self, error: Exception) -> None:
+        self.dcs = BrokenDcs(error)
+        self.woken = threading.Event()
+
+    def view(self) -> ClusterView:
+        return VIEW
+
+    def status(self) -> NodeStatus:
+        return NodeStatus(name="n1", scope="demo", role="primary")
+
+    def pending(self) -> None:
+        return None
+
+    def wake(self) -> None:
+        self.woken.set()
+
+
+def serve(error: Exception, restapi: dict[str, Any] | None = None) -> RestApiServer:
+    routes = control_routes(FakeControl(error), restapi or {})  # type: ignore[arg-type]
+    api = RestApiServer(lambda: NodeStatus(), extra_routes=routes, use_uvloop=False)
+    api.start("127.0.0.1", 0)
+    return api
+
+
+def call(api: RestApiServer, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, str, http.client.HTTPResponse]:
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(), resp
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def dcs_down() -> Iterator[RestApiServer]:
+    api = serve(DcsError("etcd unreachable"))
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def buggy() -> Iterator[RestApiServer]:
+    api = serve(ZeroDivisionError("boom"))
+    yield api
+    api.stop()
+
+
+def test_views_fall_back_to_the_agents_view_when_the_dcs_is_down(dcs_down: RestApiServer) -> None:
+    code, text, _ = call(dcs_down, "GET", "/cluster")
+    assert code == 200 and '"role": "leader"' in text
+    assert call(dcs_down, "GET", "/history")[:2] == (200, "[]")
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("GET", "/config", None), ("PATCH", "/config", b'{"ttl": 30}'), ("PUT", "/config", b'{"ttl": 30}'),
+    ("POST", "/switchover", b'{"leader": "n1"}'), ("POST", "/failover", b'{"candidate": "n1"}'),
+    ("DELETE", "/switchover", None),
+])
+def test_an_unreachable_dcs_is_503(dcs_down: RestApiServer, method: str, path: str,
+                                   body: bytes | None) -> None:
+    code, text, _ = call(dcs_down, method, path, body)
+    assert code == 503 and "DCS unavailable" in text
+
+
+def test_unexpected_errors_are_503_without_traceback(buggy: RestApiServer) -> None:
+    code, text, _ = call(buggy, "GET", "/config")
+    assert code == 503 and text == "internal error: ZeroDivisionError"
+
+
+def test_authentication_and_allowlist() -> None:
+    api = serve(DcsError("down"), {"authentication": {"username": "u", "password": "p"},
+                                   "allowlist": ["127.0.0.0/8"]})
+    try:
+        code, text, resp = call(api, "POST", "/reload")
+        assert (code, text) == (401, "no auth header received")
+        assert resp.getheader("WWW-Authenticate") == 'Basic realm="Howdah"'
+        good = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+        assert call(api, "POST", "/switchover", b"[]", good)[:2] == \
+            (400, "request body must be a JSON object, not list")
+        assert call(api, "GET", "/cluster")[0] == 200  # reads need no credentials
+    finally:
+        api.stop()
+    api = serve(DcsError("down"), {"allowlist": ["10.0.0.0/8"]})
+    try:
+        assert call(api, "POST", "/reload")[:2] == (403, "Access is denied")
+    finally:
+        api.stop()

@@ -1,0 +1,245 @@
+"""decide() as tables of cluster situations -> expected goal and reason. No mocks."""
+from __future__ import annotations
+
+import ast
+import inspect
+
+import pytest
+
+from howdah.core import decide as decide_mod
+from howdah.core.decide import decide
+from howdah.core.models import (
+    ClusterView, DataState, Leader, LocalState, Member, PeerStatus, PgStatus, Task, TaskKind,
+)
+from howdah.core.settings import Settings
+from howdah.core.transitions import TRANSITIONS, Action, Goal, Reason
+
+S = Settings(ttl=30, loop_wait=10, retry_timeout=10, maximum_lag_on_failover=1000,
+             use_pg_rewind=True)
+NOW = 1000.0
+
+
+def member(name: str, state: str = "running", **tags: object) -> Member:
+    return Member(name=name, role="replica", state=state,
+                  conn_url=f"postgres://{name}:5432/postgres", api_url=f"http://{name}:8008/patroni",
+                  tags=dict(tags))
+
+
+MEMBERS = (member("a"), member("b"), member("c"))
+
+
+def view(leader: str | None = "a", init: str | None = "42", optime: int | None = 100,
+         members: tuple[Member, ...] = MEMBERS) -> ClusterView:
+    return ClusterView(initialize=init, leader=Leader(leader, 5) if leader else None,
+                       members=members, optime=optime)
+
+
+def pg(data: DataState = DataState.REPLICA, running: bool = True, recovery: bool = True,
+       wal: int = 100, tl: int = 1, upstream: str | None = "a:5432") -> PgStatus:
+    return PgStatus(data=data, running=running, in_recovery=recovery, sysid="42", timeline=tl,
+                    wal_position=wal, replayed=wal, upstream_host=upstream)
+
+
+PRIMARY = pg(DataState.PRIMARY, recovery=False, upstream=None)
+STOPPED_PRIMARY = pg(DataState.PRIMARY, running=False, recovery=False, upstream=None)
+CRASHED = pg(DataState.CRASHED_PRIMARY, running=False, recovery=False, upstream=None)
+EMPTY = PgStatus()
+
+
+def local(name: str = "b", p: PgStatus = pg(), **kw: object) -> LocalState:
+    return LocalState(name=name, pg=p, **kw)  # type: ignore[arg-type]
+
+
+def peer(name: str, wal: int, tl: int = 1, **tags: object) -> PeerStatus:
+    return PeerStatus(name=name, reachable=True, role="replica", running=True, timeline=tl,
+                      received=wal, replayed=wal, tags=dict(tags))
+
+
+DOWN = PeerStatus(name="a", reachable=False)
+
+CASES = [
+    # (id, view, local, peers, settings, now, goal, reason)
+    ("empty cluster bootstraps", view(None, None), local(p=EMPTY), (), S, NOW,
+     Goal.BOOTSTRAP, Reason.CLUSTER_EMPTY),
+    ("bootstrap in progress elsewhere", view("a", ""), local(p=EMPTY), (), S, NOW,
+     Goal.WAIT_BOOTSTRAP, Reason.BOOTSTRAP_RUNNING),
+    ("abandoned bootstrap is freed", view(None, ""), local(p=EMPTY), (), S, NOW,
+     Goal.CLEAR_ABANDONED_BOOTSTRAP, Reason.BOOTSTRAP_ABANDONED),
+    ("empty data clones from leader", view(), local(p=EMPTY), (), S, NOW,
+     Goal.CREATE_REPLICA, Reason.NO_DATA),
+    ("empty data, no leader waits", view(None), local(p=EMPTY), (), S, NOW,
+     Goal.WAIT_LEADER, Reason.LEADER_NOT_READY),
+    ("foreign data is left alone", view(init="99"), local(), (), S, NOW,
+     Goal.SYSID_MISMATCH, Reason.SYSID_MISMATCH),
+    ("healthy leader renews", view("b"), local(p=PRIMARY), (), S, NOW,
+     Goal.LEAD, Reason.HEALTHY_LEADER),
+    ("lock holder running as replica promotes", view("b"), local(), (), S, NOW,
+     Goal.PROMOTE_HELD, Reason.HOLD_LOCK_AS_REPLICA),
+    ("crashed postgres under leader restarts", view("b"), local(p=CRASHED, crash_since=NOW - 5),
+     (), S, NOW, Goal.RESTART_PRIMARY, Reason.PG_CRASHED),
+    ("crash past primary_start_timeout releases", view("b"),
+     local(p=CRASHED, crash_since=NOW - 301), (), S, NOW,
+     Goal.RELEASE_AFTER_CRASH, Reason.START_TIMEOUT),
+    ("streaming replica stays", view(), local(), (), S, NOW, Goal.REPLICATE, Reason.STREAMING),
+    ("replica on wrong upstream follows", view(), local(p=pg(upstream="c:5432")), (), S, NOW,
+     Goal.FOLLOW, Reason.WRONG_UPSTREAM),
+    ("replicatefrom tag is honoured", view(), local(p=pg(upstream="a:5432"),
+     tags={"replicatefrom": "c"}), (), S, NOW, Goal.FOLLOW, Reason.WRONG_UPSTREAM),
+    ("stopped replica starts", view(), local(p=pg(running=False)), (), S, NOW,
+     Goal.START_REPLICA, Reason.PG_DOWN),
+    ("primary without lock demotes", view("a"), local(p=PRIMARY), (), S, NOW,
+     Goal.DEMOTE, Reason.LOST_LOCK),
+    ("former primary rewinds", view("a"), local(p=STOPPED_PRIMARY), (), S, NOW,
+     Goal.REWIND, Reason.FORMER_PRIMARY),
+    ("crashed former primary rewinds", view("a"), local(p=CRASHED), (), S, NOW,
+     Goal.REWIND, Reason.FORMER_PRIMARY),
+    ("former primary without rewind just starts", view("a"), local(p=STOPPED_PRIMARY), (),
+     Settings(use_pg_rewind=False), NOW, Goal.START_REPLICA, Reason.PG_DOWN),
+    ("failed rewind waits for operator", view("a"), local(p=STOPPED_PRIMARY, rewind_failed=True),
+     (), S, NOW, Goal.NEED_OPERATOR, Reason.REWIND_FAILED),
+    ("failed rewind re-clones when allowed", view("a"),
+     local(p=STOPPED_PRIMARY, rewind_failed=True), (),
+     Settings(use_pg_rewind=True, remove_data_directory_on_rewind_failure=True), NOW,
+     Goal.REINITIALIZE, Reason.REWIND_FAILED),
+    ("no leader, healthiest races", view(None), local(), (DOWN, peer("c", 90)), S, NOW,
+     Goal.RACE, Reason.HEALTHIEST),
+    ("no leader, equal peer: both race", view(None), local(), (DOWN, peer("c", 100)), S, NOW,
+     Goal.RACE, Reason.HEALTHIEST),
+    ("no leader, peer ahead: stay", view(None), local(), (DOWN, peer("c", 150)), S, NOW,
+     Goal.STAY_BEHIND, Reason.PEER_AHEAD),
+    ("no leader, peer ahead but nofailover: race", view(None), local(),
+     (peer("c", 150, nofailover=True),), S, NOW, Goal.RACE, Reason.HEALTHIEST),
+    ("no leader, equal peer with higher priority wins", view(None), local(),
+     (peer("c", 100, failover_priority=5),), S, NOW, Goal.STAY_BEHIND, Reason.PEER_AHEAD),
+    ("no leader, higher timeline peer wins", view(None), local(), (peer("c", 50, tl=2),), S, NOW,
+     Goal.STAY_BEHIND, Reason.PEER_AHEAD),
+    ("no leader, nofailover tag", view(None), local(tags={"nofailover": True}), (), S, NOW,
+     Goal.STAY_BEHIND, Reason.NOT_ELIGIBLE),
+    ("no leader, failover_priority 0", view(None), local(tags={"failover_priority": 0}), (), S,
+     NOW, Goal.STAY_BEHIND, Reason.NOT_ELIGIBLE),
+    ("no leader, too far behind", view(None, optime=5000), local(), (), S, NOW,
+     Goal.STAY_BEHIND, Reason.LAGGING),
+    ("no leader, postgres down: start read-only", view(None), local(p=pg(running=False)), (), S,
+     NOW, Goal.START_READONLY, Reason.NO_LEADER),
+    ("no leader, old primary keeps racing", view(None), local(p=PRIMARY), (DOWN,), S, NOW,
+     Goal.RACE, Reason.HEALTHIEST),
+    ("no leader, primary behind a peer demotes", view(None), local(p=PRIMARY),
+     (peer("c", 100, tl=2),), S, NOW, Goal.DEMOTE, Reason.PEER_AHEAD),
+    ("dcs lost, lease still fresh", view("b"), local(p=PRIMARY, dcs_ok=False, last_renew=NOW - 5),
+     (), S, NOW, Goal.KEEP_WAITING, Reason.DCS_RETRYING),
+    ("dcs lost past loop_wait + retry_timeout demotes", view("b"),
+     local(p=PRIMARY, dcs_ok=False, last_renew=NOW - 20), (), S, NOW,
+     Goal.DEMOTE, Reason.DCS_UNREACHABLE),
+    ("dcs lost, replica keeps going", view("a"), local(dcs_ok=False), (), S, NOW,
+     Goal.KEEP_WAITING, Reason.DCS_RETRYING),
+    ("task running under lock renews", view("b"),
+     local(task=Task(TaskKind.BOOTSTRAP, NOW)), (), S, NOW, Goal.LEAD_TASK, Reason.TASK_RUNNING),
+    ("task running elsewhere waits", view("a"),
+     local(task=Task(TaskKind.CREATE_REPLICA, NOW)), (), S, NOW,
+     Goal.WAIT_TASK, Reason.TASK_RUNNING),
+    ("paused leader keeps the lock only", view("b"), local(p=PRIMARY), (), Settings(pause=True),
+     NOW, Goal.PAUSED_LEAD, Reason.PAUSED),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_decide_table(case: tuple) -> None:  # type: ignore[type-arg]
+    _, v, loc, peers, settings, now, goal, reason = case
+    d = decide(v, loc, peers, settings, now)
+    assert (d.goal, d.reason) == (goal, reason), d.detail
+    assert d.actions == TRANSITIONS[goal]
+
+
+def test_every_goal_decide_can_emit_has_a_row() -> None:
+    from howdah.core import manual as manual_mod
+    source = inspect.getsource(decide_mod) + inspect.getsource(manual_mod)
+    emitted = {node.attr for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+               and node.value.id == "G"}
+    assert emitted, "decide() must name its goals as G.<goal>"
+    for name in emitted:
+        assert Goal[name] in TRANSITIONS, f"goal {name} has no row in TRANSITIONS"
+    assert set(TRANSITIONS) == set(Goal)
+
+
+def test_promotion_always_follows_lock_acquisition() -> None:
+    for goal, actions in TRANSITIONS.items():
+        if Action.PROMOTE in actions:
+            lock = [a for a in actions if a in (Action.ACQUIRE_LOCK, Action.RENEW_LOCK)]
+            assert lock and actions.index(lock[0]) < actions.index(Action.PROMOTE), goal
+
+
+def test_dcs_loss_demotes_before_lease_expiry() -> None:
+    """Invariant 2: the demote deadline always falls before ttl."""
+    for ttl, lw, rt in [(30, 10, 10), (5, 1, 2), (20, 2, 9)]:
+        s = Settings(ttl=ttl, loop_wait=lw, retry_timeout=rt)
+        assert s.demote_after < ttl
+        d = decide(view("b"), local(p=PRIMARY, dcs_ok=False, last_renew=NOW), (), s,
+                   NOW + s.demote_after)
+        assert d.goal == Goal.DEMOTE
+
+
+def test_dead_leader_is_evicted_only_from_a_running_replica() -> None:
+    d = decide(view("a"), local(p=pg(upstream="a:5432"), leader_dead=True), (), S, NOW)
+    assert (d.goal, d.reason) == (Goal.EVICT_DEAD_LEADER, Reason.LEADER_DEAD)
+    d = decide(view("a"), local(p=pg(running=False), leader_dead=True), (), S, NOW)
+    assert d.goal != Goal.EVICT_DEAD_LEADER
+
+
+def fo_view(holder: str | None = "b", **failover: object) -> ClusterView:
+    return ClusterView(initialize="42", leader=Leader(holder, 5) if holder else None,
+                       members=MEMBERS, optime=100, failover=dict(failover))
+
+
+def rpeer(name: str, wal: int = 100, **tags: object) -> PeerStatus:
+    return PeerStatus(name=name, reachable=True, role="replica", running=True, timeline=1,
+                      received=wal, replayed=wal, tags=dict(tags))
+
+
+MANUAL = [
+    ("switchover to a healthy member", fo_view("b", member="c"), local(p=PRIMARY),
+     (rpeer("a"), rpeer("c")), Goal.HAND_OVER, Reason.SWITCHOVER, "c"),
+    ("switchover to any: the best replica", fo_view("b", leader="b"), local(p=PRIMARY),
+     (rpeer("a", 90), rpeer("c", 100)), Goal.HAND_OVER, Reason.SWITCHOVER, "c"),
+    ("switchover to an unhealthy member is cancelled", fo_view(member="c"), local(p=PRIMARY),
+     (rpeer("a"), PeerStatus(name="c", reachable=False)), Goal.LEAD_CLEAR_FAILOVER,
+     Reason.CANDIDATE_UNHEALTHY, None),
+    ("switchover to a nofailover member is cancelled", fo_view(member="c"), local(p=PRIMARY),
+     (rpeer("c", nofailover=True),), Goal.LEAD_CLEAR_FAILOVER, Reason.CANDIDATE_UNHEALTHY, None),
+    ("switchover to a lagging member is cancelled", fo_view(member="c"), local(p=pg(
+        DataState.PRIMARY, recovery=False, upstream=None, wal=5000)), (rpeer("c", 100),),
+     Goal.LEAD_CLEAR_FAILOVER, Reason.CANDIDATE_UNHEALTHY, None),
+    ("no candidate at all", fo_view("b", leader="b"), local(p=PRIMARY), (), Goal.LEAD_CLEAR_FAILOVER,
+     Reason.NO_CANDIDATE, None),
+    ("switchover meant for another leader is stale", fo_view("b", leader="a"),
+     local(p=PRIMARY), (rpeer("c"),), Goal.LEAD_CLEAR_FAILOVER, Reason.FAILOVER_STALE, None),
+    ("new leader clears the key it was named in", fo_view(member="b"), local(p=PRIMARY), (),
+     Goal.LEAD_CLEAR_FAILOVER, Reason.FAILOVER_DONE, None),
+    ("scheduled in the future: keep leading", fo_view(member="c", scheduled_at="2099-01-01T00:00:00+00:00"),
+     local(p=PRIMARY, wall=1e9), (rpeer("c"),), Goal.LEAD, Reason.HEALTHY_LEADER, None),
+    ("scheduled in the past: go", fo_view(member="c", scheduled_at="2001-01-01T00:00:00+00:00"),
+     local(p=PRIMARY, wall=2e9), (rpeer("c"),), Goal.HAND_OVER, Reason.SWITCHOVER, "c"),
+    ("manual failover with no leader: the named member races", fo_view(None, member="b"),
+     local(tags={"failover_priority": 1}), (rpeer("c", 500),), Goal.RACE, Reason.MANUAL_FAILOVER,
+     None),
+    ("manual failover with no leader: others wait", fo_view(None, member="c"), local(),
+     (rpeer("c"),), Goal.STAY_BEHIND, Reason.MANUAL_FAILOVER, None),
+]
+
+
+@pytest.mark.parametrize("case", MANUAL, ids=[c[0] for c in MANUAL])
+def test_manual_switchover_and_failover(case: tuple) -> None:  # type: ignore[type-arg]
+    _, v, loc, peers, goal, reason, target = case
+    d = decide(v, loc, peers, S, NOW)
+    assert (d.goal, d.reason) == (goal, reason), d.detail
+    if target:
+        assert d.target == target
+
+
+def test_a_clonefrom_replica_is_the_clone_source() -> None:
+    members = (member("a"), member("b"), member("c", clonefrom=True))
+    d = decide(view("a", members=members), local(p=EMPTY), (), S, NOW)
+    assert (d.goal, d.target) == (Goal.CREATE_REPLICA, "c")
+    stopped = (member("a"), member("b"), member("c", state="stopped", clonefrom=True))
+    d = decide(view("a", members=stopped), local(p=EMPTY), (), S, NOW)
+    assert (d.goal, d.target) == (Goal.CREATE_REPLICA, "a")

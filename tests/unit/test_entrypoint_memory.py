@@ -1,0 +1,58 @@
+"""cgroup v1 / v2 memory limits -> shared_buffers and max_connections."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from howdah.entrypoint import memory
+
+GiB = 1024 ** 3
+
+
+def test_v2_limit(tmp_path: Path) -> None:
+    (tmp_path / "memory.max").write_text(f"{2 * GiB}\n")
+    assert memory.cgroup_memory_limit(tmp_path) == 2 * GiB
+
+
+def test_v2_unlimited(tmp_path: Path) -> None:
+    (tmp_path / "memory.max").write_text("max\n")
+    assert memory.cgroup_memory_limit(tmp_path) is None
+
+
+def test_v1_limit_and_unlimited(tmp_path: Path) -> None:
+    (tmp_path / "memory").mkdir()
+    limit = tmp_path / "memory" / "memory.limit_in_bytes"
+    limit.write_text(f"{GiB}\n")
+    assert memory.cgroup_memory_limit(tmp_path) == GiB
+    limit.write_text("9223372036854771712\n")
+    assert memory.cgroup_memory_limit(tmp_path) is None
+
+
+def test_no_cgroup(tmp_path: Path) -> None:
+    assert memory.cgroup_memory_limit(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "limit, shared, connections",
+    [
+        (None, "128MB", 100),
+        (GiB, "256MB", 102),
+        (4 * GiB, "1024MB", 409),
+        (64 * 1024 * 1024, "16MB", 30),
+        (64 * GiB, "16384MB", 1000),
+    ],
+)
+def test_sizing(limit: int | None, shared: str, connections: int) -> None:
+    result = memory.sizing(limit, host_total=128 * GiB)
+    assert (result.shared_buffers, result.max_connections) == (shared, connections)
+
+
+def test_limit_above_host_memory_counts_as_none() -> None:
+    assert memory.sizing(32 * GiB, host_total=16 * GiB).limit_bytes is None
+
+
+def test_detect_reads_both(tmp_path: Path) -> None:
+    (tmp_path / "memory.max").write_text(str(GiB))
+    (tmp_path / "meminfo").write_text("MemTotal:       16000000 kB\n")
+    assert memory.detect(tmp_path, tmp_path).shared_buffers == "256MB"

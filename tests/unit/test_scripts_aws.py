@@ -1,0 +1,90 @@
+"""scripts/aws_hook.py: throttling and transient errors are retried, permanent ones are not."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+botocore_exceptions = pytest.importorskip("botocore.exceptions")
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "aws_hook.py"
+
+
+@pytest.fixture(scope="module")
+def hook() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("aws_hook", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def client_error(code: str, status: int = 400) -> Exception:
+    error: Exception = botocore_exceptions.ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "AssociateAddress")
+    return error
+
+
+class Flaky:
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttling_and_5xx_are_retried_with_growing_backoff(hook: ModuleType) -> None:
+    call = Flaky(client_error("RequestLimitExceeded", 503), client_error("Throttling"),
+                 client_error("InternalError", 500), botocore_exceptions.EndpointConnectionError(endpoint_url="x"))
+    clock = Clock()
+    assert hook.retry("associate", call, 20, sleep=clock.sleep, clock=clock) == "ok"
+    assert call.calls == 5 and len(clock.sleeps) == 4
+    assert clock.sleeps[3] > clock.sleeps[0]  # 0.2 s doubling each time, with jitter of at most half
+
+
+def test_permanent_error_is_not_retried(hook: ModuleType) -> None:
+    call = Flaky(client_error("InvalidAllocationID.NotFound"))
+    clock = Clock()
+    with pytest.raises(hook.PermanentError, match="associate failed: InvalidAllocationID.NotFound"):
+        hook.retry("associate", call, 20, sleep=clock.sleep, clock=clock)
+    assert call.calls == 1 and clock.sleeps == []
+
+
+def test_retries_stop_at_the_budget(hook: ModuleType) -> None:
+    call = Flaky(*[client_error("Throttling")] * 100)
+    clock = Clock()
+    with pytest.raises(hook.PermanentError, match="still failing after .* attempts"):
+        hook.retry("tag", call, 3, sleep=clock.sleep, clock=clock)
+    assert clock.now <= 3
+
+
+def test_stop_and_reload_do_nothing(hook: ModuleType) -> None:
+    env: dict[str, Any] = {"AWS_INSTANCE_ID": "i-1", "AWS_REGION": "us-east-1", "EIP_ALLOCATION": "eipalloc-1"}
+    assert hook.run("on_stop", "primary", "demo", env) == 0
+    assert hook.run("on_reload", "replica", "demo", env) == 0
+
+
+def test_no_metadata_service_is_one_clear_line(hook: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9", "AWS_REGION": "us-east-1"}
+    assert hook.run("on_start", "primary", "demo", env) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "set AWS_INSTANCE_ID" in err[0]

@@ -1,0 +1,60 @@
+"""scripts/callback_dispatch.py: every hook runs, in order, with the same three arguments."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "callback_dispatch.py"
+
+
+def hook(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {tmp_path}/calls\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def dispatch(tmp_path: Path, *runs: str, timeout: str = "5") -> tuple[int, list[str], str]:
+    argv = [sys.executable, str(SCRIPT), "--log", str(tmp_path / "log"), "--timeout", timeout]
+    for run in runs:
+        argv += ["--run", run]
+    done = subprocess.run(argv + ["on_role_change", "primary", "demo"], capture_output=True, text=True, timeout=30)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+    return done.returncode, calls, log
+
+
+def test_all_hooks_run_in_order_with_the_same_arguments(tmp_path: Path) -> None:
+    user, vip, aws = (hook(tmp_path, n, "echo said $1") for n in ("user", "vip", "aws"))
+    code, calls, log = dispatch(tmp_path, f"user={user} --flag", f"vip={vip}", f"aws={aws}")
+    assert code == 0
+    assert calls == ["user --flag on_role_change primary demo", "vip on_role_change primary demo",
+                     "aws on_role_change primary demo"]
+    assert "[vip] said on_role_change" in log
+    assert "aws on_role_change primary demo: exited with 0 in" in log
+
+
+def test_a_failing_hook_does_not_stop_the_others(tmp_path: Path) -> None:
+    user = hook(tmp_path, "user", "echo boom >&2; exit 7")
+    aws = hook(tmp_path, "aws", "exit 0")
+    code, calls, log = dispatch(tmp_path, f"user={user}", f"vip={tmp_path}/missing", f"aws={aws}")
+    assert code == 1
+    assert [c.split()[0] for c in calls] == ["user", "aws"]
+    assert "[user] boom" in log and "user on_role_change primary demo: exited with 7" in log
+    assert "vip on_role_change primary demo: cannot run" in log
+
+
+def test_a_hung_hook_is_killed_and_the_next_runs(tmp_path: Path) -> None:
+    slow = hook(tmp_path, "user", "sleep 30")
+    aws = hook(tmp_path, "aws", "exit 0")
+    code, calls, log = dispatch(tmp_path, f"user={slow}", f"aws={aws}", timeout="0.5")
+    assert code == 1 and [c.split()[0] for c in calls] == ["user", "aws"]
+    assert "killed after the 0.5s timeout" in log
+
+
+def test_log_falls_back_to_stderr(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--log", str(tmp_path / "no" / "dir"), "--run",
+                           "x=/bin/true", "on_start", "replica", "demo"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "cannot open log" in done.stderr and "x on_start replica demo: exited with 0" in done.stderr

@@ -1,0 +1,105 @@
+"""scripts/vip_hook.py with fake ip and arping programs that record their arguments."""
+from __future__ import annotations
+
+import errno
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vip_hook.py"
+
+
+def fake(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {tmp_path}/calls\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def run(tmp_path: Path, action: str, role: str, ip_body: str = "exit 0", **env: str) -> tuple[int, list[str], str]:
+    full = {"PATH": "/usr/bin:/bin", "VIP_ADDRESS": "10.9.8.7/24", "VIP_INTERFACE": "eth1",
+            "HOWDAH_VIP_IP": fake(tmp_path, "ip", ip_body), "HOWDAH_VIP_ARPING": fake(tmp_path, "arping", "exit 0"),
+            **env}
+    done = subprocess.run([sys.executable, str(SCRIPT), action, role, "demo"], env=full, capture_output=True,
+                          text=True, timeout=30)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    return done.returncode, calls, done.stderr
+
+
+@pytest.mark.parametrize("action, role", [("on_start", "primary"), ("on_role_change", "primary"),
+                                          ("on_role_change", "standby_leader"), ("on_restart", "primary")])
+def test_becoming_primary_adds_and_announces(tmp_path: Path, action: str, role: str) -> None:
+    code, calls, err = run(tmp_path, action, role)
+    assert code == 0, err
+    assert calls == ["ip addr add 10.9.8.7/24 dev eth1", "arping -U -c 3 -I eth1 10.9.8.7"]
+    assert "added on eth1" in err and "gratuitous ARP" in err
+
+
+@pytest.mark.parametrize("action, role", [("on_role_change", "demoted"), ("on_role_change", "replica"),
+                                          ("on_start", "replica"), ("on_stop", "primary")])
+def test_other_roles_and_stop_remove_it(tmp_path: Path, action: str, role: str) -> None:
+    code, calls, err = run(tmp_path, action, role)
+    assert code == 0, err
+    assert calls == ["ip addr del 10.9.8.7/24 dev eth1"]
+
+
+def test_idempotent(tmp_path: Path) -> None:
+    code, calls, err = run(tmp_path, "on_start", "primary",
+                           ip_body="echo 'RTNETLINK answers: File exists' >&2; exit 2")
+    assert code == 0 and "already on eth1" in err and len(calls) == 2
+    code, _, err = run(tmp_path, "on_stop", "primary",
+                       ip_body="echo 'RTNETLINK answers: Cannot assign requested address' >&2; exit 2")
+    assert code == 0 and "is not on eth1" in err
+
+
+def test_idempotent_with_extended_errors(tmp_path: Path) -> None:
+    # iproute2 6.x reports the kernel's extended ack instead of strerror
+    code, calls, err = run(tmp_path, "on_role_change", "primary",
+                           ip_body="echo 'Error: ipv4: Address already assigned.' >&2; exit 2")
+    assert code == 0 and "already on eth1" in err and calls[-1].startswith("arping")
+    code, _, err = run(tmp_path, "on_start", "replica", ip_body="echo 'Error: ipv4: Address not found.' >&2; exit 2")
+    assert code == 0 and "is not on eth1" in err
+
+
+def test_netmask_and_default_prefix(tmp_path: Path) -> None:
+    _, calls, _ = run(tmp_path, "on_start", "primary", VIP_ADDRESS="10.9.8.7", VIP_NETMASK="255.255.0.0")
+    assert calls[0] == "ip addr add 10.9.8.7/16 dev eth1"
+    (tmp_path / "calls").unlink()
+    _, calls, _ = run(tmp_path, "on_start", "primary", VIP_ADDRESS="10.9.8.7", VIP_NETMASK="")
+    assert calls[0] == "ip addr add 10.9.8.7/32 dev eth1"
+
+
+def test_missing_net_admin_is_one_clear_line(tmp_path: Path) -> None:
+    code, calls, err = run(tmp_path, "on_role_change", "primary",
+                           ip_body="echo 'RTNETLINK answers: Operation not permitted' >&2; exit 2")
+    assert code == 3 and len(calls) == 1  # no arping for an address that is not there
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "Operation not permitted" in lines[0] and "cap_add: [NET_ADMIN]" in lines[0]
+
+
+def test_exec_refused_for_the_capability_copy_is_the_same_line(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # without NET_ADMIN in the container, exec of the cap_net_admin copy of ip fails with EPERM
+    spec = importlib.util.spec_from_file_location("vip_hook", SCRIPT)
+    assert spec and spec.loader
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(hook.subprocess, "run", refuse)
+    code = hook.run("on_role_change", "primary", "demo", {"VIP_ADDRESS": "10.9.8.7/24", "HOWDAH_VIP_IP": "/x/ip"})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "cap_add: [NET_ADMIN]" in err[0] and "10.9.8.7/24 on eth0" in err[0]
+
+
+def test_bad_configuration(tmp_path: Path) -> None:
+    code, calls, err = run(tmp_path, "on_start", "primary", VIP_ADDRESS="")
+    assert code == 2 and calls == [] and "VIP_ADDRESS is not set" in err
+    code, _, err = run(tmp_path, "on_start", "primary", VIP_ADDRESS="10.9.8.300")
+    assert code == 2 and "not an address" in err
