@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from typing import Callable
 
@@ -12,8 +14,6 @@ from harness.waiting import wait_for
 from howdah.dcs.etcd2 import EtcdV2
 
 pytestmark = pytest.mark.local
-
-
 
 
 def test_switchover_hands_the_lock_to_the_named_member(
@@ -40,3 +40,35 @@ def test_switchover_hands_the_lock_to_the_named_member(
     wait_for(f"{old.name} back as a replica", lambda: old.role() == "replica", 180)
     c.wait_streaming(2, 300)
     assert json.loads(c.dcs_key("failover") or "{}") == {}, "the failover key must be cleared"
+
+
+def test_switchover_to_a_replica_missing_wal_is_called_off(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    """The target's WAL receiver is frozen while the leader writes 8 MB: after
+    stopping, the leader sees that the target lacks its last WAL (more than
+    maximum_lag_on_failover), keeps the lock, clears the key and starts again
+    as the primary with every row."""
+    c = local_cluster(3, ttl=20, loop_wait=2, retry_timeout=5)
+    old = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    target = next(n for n in c.nodes if n is not old)
+    receiver = wait_for("the target's WAL receiver", lambda: target.sql(
+        "SELECT pid FROM pg_stat_wal_receiver WHERE status = 'streaming'"), 60)[0][0]
+    os.kill(receiver, signal.SIGSTOP)
+    try:
+        old.sql("CREATE TABLE missed AS SELECT g, repeat('x', 100) AS pad "
+                "FROM generate_series(1, 60000) g")
+        assert c.etcd is not None
+        client = EtcdV2({"hosts": c.etcd.host_port}, "/service/", c.scope, "test", 2.0)
+        assert client.write_failover({"leader": old.name, "member": target.name})
+        wait_for("the failover key cleared", lambda: json.loads(
+            c.dcs_key("failover") or "{}") == {}, 120)
+        wait_for(f"{old.name} writable again", old.is_writable, 120)
+        assert c.leader() is old
+        assert "switchover cancelled" in old.log_text(400)
+        assert old.sql("SELECT count(*) FROM missed")[0][0] == 60000
+    finally:
+        os.kill(receiver, signal.SIGCONT)
+    c.wait_streaming(2, 300)
+    wait_for("the rows on the target", lambda: target.sql(
+        "SELECT count(*) FROM missed")[0][0] == 60000, 120)

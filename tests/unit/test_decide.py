@@ -206,8 +206,12 @@ MANUAL = [
      Reason.CANDIDATE_UNHEALTHY, None),
     ("switchover to a nofailover member is cancelled", fo_view(member="c"), local(p=PRIMARY),
      (rpeer("c", nofailover=True),), Goal.LEAD_CLEAR_FAILOVER, Reason.CANDIDATE_UNHEALTHY, None),
-    ("switchover to a lagging member is cancelled", fo_view(member="c"), local(p=pg(
+    # The fast shutdown ships the rest; the executor checks the target got it.
+    ("switchover to a lagging but running member goes ahead", fo_view(member="c"), local(p=pg(
         DataState.PRIMARY, recovery=False, upstream=None, wal=5000)), (rpeer("c", 100),),
+     Goal.HAND_OVER, Reason.SWITCHOVER, "c"),
+    ("switchover to a member whose postgres is down is cancelled", fo_view(member="c"),
+     local(p=PRIMARY), (PeerStatus(name="c", reachable=True, role="replica", running=False),),
      Goal.LEAD_CLEAR_FAILOVER, Reason.CANDIDATE_UNHEALTHY, None),
     ("no candidate at all", fo_view("b", leader="b"), local(p=PRIMARY), (), Goal.LEAD_CLEAR_FAILOVER,
      Reason.NO_CANDIDATE, None),

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Ticket
+from howdah.agent.peers import fetch_one
 from howdah.agent.state import Memory
 from howdah.agent.tasks import TaskRunner
 from howdah.core.models import ClusterView, Role, TaskKind
@@ -90,12 +91,49 @@ class Executor:
         log.info("switchover to %s: stopping postgres", d.target)
         self.mem.role = Role.DEMOTED
         self.mem.state = "stopping"
+        snap = self.pg.db.snapshot()
+        written = snap.wal_position if snap is not None and not snap.in_recovery else None
         # A fast shutdown lets the walsenders ship every last byte to the
         # replicas (and wait for their flush) before postgres exits.
         ok = self.pg.stop("fast", timeout=max(10.0, float(self.settings.retry_timeout)))
         self.mem.state = "stopped"
         self.announce(Role.DEMOTED)
-        return ok
+        if not ok:
+            return False
+        # A clean stop leaves the shutdown checkpoint as the last record; after
+        # an escalation to immediate, what was written before the stop is the floor.
+        checkpoint = self.pg.shutdown_checkpoint()
+        last = checkpoint + 1 if checkpoint is not None else written
+        return self.target_caught_up(str(d.target), last)
+
+    def target_caught_up(self, target: str, last: int | None) -> bool:
+        """The target has received WAL up to `last`, or is within
+        maximum_lag_on_failover of it; otherwise the switchover is called off
+        (the failover key cleared) and the next cycle starts postgres again as
+        the primary under the lock we still hold."""
+        member = next((m for m in self.mem.view.members if m.name == target), None)
+        if last is None or member is None:
+            return True  # nothing to compare with
+        deadline = self.clock() + max(5.0, float(self.settings.retry_timeout))
+        received = 0
+        while True:
+            received = fetch_one(member).wal_position
+            if received >= last:
+                log.info("switchover: %s received all of this leader's WAL", target)
+                return True
+            if self.clock() >= deadline:
+                break
+            time.sleep(0.1)
+        lag = max(0, last - received)
+        if lag <= self.settings.maximum_lag_on_failover:
+            log.warning("switchover: %s is %d bytes behind the shutdown checkpoint, within "
+                        "maximum_lag_on_failover", target, lag)
+            return True
+        message = (f"switchover cancelled: {target} is {lag} bytes behind this leader's last "
+                   f"WAL (maximum_lag_on_failover is {self.settings.maximum_lag_on_failover})")
+        log.warning("%s; starting postgres again as the primary", message)
+        self.dcs.clear_failover()
+        return False
 
     def hand_lock(self, d: Decision) -> bool:
         if d.target and self.dcs.hand_leader(d.target, self.settings.ttl):

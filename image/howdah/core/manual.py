@@ -33,7 +33,14 @@ def due(failover: Mapping[str, Any], wall: float) -> bool:
 
 def healthy_candidates(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
                        settings: Settings) -> list[PeerStatus]:
-    """Replicas that may take over from this (healthy) leader now."""
+    """Replicas that may take over from this (healthy) leader now.
+
+    No lag limit here: the leader stops with a fast shutdown, whose walsenders
+    ship every last record to the connected replicas, and the executor checks
+    afterwards that the target received the shutdown checkpoint (a replica
+    that reconnected a moment ago reports a position up to a segment behind
+    on an idle primary).
+    """
     result = []
     for p in peers:
         c = from_peer(p)
@@ -41,7 +48,7 @@ def healthy_candidates(view: ClusterView, local: LocalState, peers: Sequence[Pee
             continue
         if settings.synchronous_mode and view.sync_leader and p.name not in view.sync_standbys:
             continue  # in synchronous mode only a synchronous standby has every commit
-        if local.pg.wal_position - p.wal_position > settings.maximum_lag_on_failover:
+        if not p.running:
             continue
         result.append(p)
     return result

@@ -48,6 +48,23 @@ def controldata(paths: PgPaths) -> dict[str, str]:
     return result
 
 
+def parse_lsn(text: str) -> int | None:
+    """``'0/5000028'`` as an integer, None when it is not an LSN."""
+    high, sep, low = text.partition("/")
+    try:
+        return (int(high, 16) << 32) | int(low, 16) if sep else None
+    except ValueError:
+        return None
+
+
+def shutdown_checkpoint(paths: PgPaths) -> int | None:
+    """Where the shutdown checkpoint record starts, when postgres was shut down cleanly."""
+    cd = controldata(paths)
+    if cd.get("Database cluster state") != "shut down":
+        return None
+    return parse_lsn(cd.get("Latest checkpoint location", ""))
+
+
 def has_data(paths: PgPaths) -> bool:
     d = paths.data_dir
     return d.is_dir() and any(d.iterdir())

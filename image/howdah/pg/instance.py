@@ -169,6 +169,9 @@ class Instance:
         self.db.close()
         return ctl.stop(self.paths, mode, timeout)
 
+    def shutdown_checkpoint(self) -> int | None:
+        return ctl.shutdown_checkpoint(self.paths)
+
     def promote(self) -> bool:
         return ctl.promote(self.paths)
 
