@@ -26,17 +26,12 @@ from tornado.httputil import (
 )
 from tornado.web import Application
 
+from howdah.api.wire import MAX_BODY_BYTES, BadRequest
+
+__all__ = ["MAX_BODY_BYTES", "BadRequest", "AppConnection", "RequestContext", "RequestStartLine",
+           "body_length", "dispatch_to_app", "parse_headers", "wants_continue"]
+
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1024 * 1024
-
-
-class BadRequest(Exception):
-    """The request cannot be served; answer ``code`` and close the connection."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class RequestContext:

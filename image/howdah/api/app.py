@@ -144,6 +144,7 @@ def make_app(
     get_status: Callable[[], NodeStatus],
     clock: Callable[[], float] = time.monotonic,
     extra_routes: Sequence[Route] = (),
+    responder: Optional[StatusResponder] = None,
 ) -> Application:
     """Build the Tornado application serving the REST API.
 
@@ -152,7 +153,8 @@ def make_app(
     monotonic clock the snapshots' lease deadlines are measured on.
     ``extra_routes`` rows get ``ctx`` added to their handler kwargs.
     """
-    ctx = ApiContext(get_status=get_status, clock=clock, responder=StatusResponder(get_status, clock))
+    ctx = ApiContext(get_status=get_status, clock=clock,
+                     responder=responder or StatusResponder(get_status, clock))
     extra = [(pattern, handler, {"ctx": ctx, **kwargs}) for pattern, handler, kwargs in extra_routes]
     settings: dict[str, Any] = {
         "default_handler_class": NotFoundHandler,

@@ -69,8 +69,9 @@ class RestartRoutes(RestartHandler, ScheduledRestartView):
     pass
 
 
-def control_routes(control: Control, restapi: Mapping[str, Any]) -> list[Route]:
-    deps = Deps(control=control, guard=Guard.from_config(restapi))
+def control_routes(control: Control, restapi: Mapping[str, Any],
+                   guard: Guard | None = None) -> list[Route]:
+    deps = Deps(control=control, guard=guard or Guard.from_config(restapi))
     deps.restarts = RestartSchedule(control)
     kw: dict[str, Any] = {"deps": deps}
     return [

@@ -20,15 +20,18 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from tornado.netutil import bind_sockets
-
-from howdah.api.app import Route, make_app
 from howdah.api.front import FrontServer
+from howdah.api.responder import StatusResponder
 from howdah.api.status import NodeStatus
 
-__all__ = ["RestApiServer", "make_app", "tls_context", "new_event_loop"]
+if TYPE_CHECKING:
+    from tornado.web import Application
+
+    from howdah.api.app import Route
+
+__all__ = ["RestApiServer", "tls_context", "new_event_loop", "bind_sockets"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,41 @@ def new_event_loop(use_uvloop: Optional[bool] = None) -> asyncio.AbstractEventLo
     return asyncio.new_event_loop()
 
 
+def bind_sockets(port: int, address: Optional[str], backlog: int = 1024) -> list[socket.socket]:
+    """Listening, non-blocking sockets for every address ``address`` resolves
+    to (None: every interface, IPv4 and IPv6); port 0 picks one free port for all."""
+    flags = socket.AI_PASSIVE | (socket.AI_NUMERICHOST if address and ":" in address else 0)
+    infos = socket.getaddrinfo(address, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, flags)
+    sockets: list[socket.socket] = []
+    seen: set[Any] = set()
+    try:
+        for family, kind, proto, _, sockaddr in sorted(infos, key=lambda i: i[0] != socket.AF_INET):
+            if sockaddr in seen or (family == socket.AF_INET6 and not socket.has_ipv6):
+                continue
+            seen.add(sockaddr)
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if port == 0 and sockets:  # the same free port on every address
+                    sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+                sock.bind(sockaddr)
+            except OSError:
+                sock.close()
+                if family == socket.AF_INET6 and sockets:
+                    continue  # IPv6 disabled on the host: IPv4 alone is fine
+                raise
+            sock.setblocking(False)
+            sock.listen(backlog)
+            sockets.append(sock)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def _bind_address(host: str) -> Optional[str]:
     host = host.strip()
     if host in ("", "*"):
@@ -100,9 +138,11 @@ class RestApiServer:
         verify_client: Optional[str] = None,
         use_uvloop: Optional[bool] = None,
         idle_timeout: float = 60.0,
-        extra_routes: Sequence[Route] = (),
+        extra_routes: Union[Sequence["Route"], Callable[[], Sequence["Route"]]] = (),
     ) -> None:
-        self.app = make_app(get_status, clock, extra_routes)
+        self.responder = StatusResponder(get_status, clock)
+        self._get_status, self._clock, self._extra_routes = get_status, clock, extra_routes
+        self._app: Optional["Application"] = None
         self._tls = (certfile, keyfile, cafile, verify_client)
         self._use_uvloop = use_uvloop
         self._idle_timeout = idle_timeout
@@ -111,6 +151,17 @@ class RestApiServer:
         self._stop_event: Optional[asyncio.Event] = None
         self._error: Optional[BaseException] = None
         self.port = 0
+
+    @property
+    def app(self) -> "Application":
+        """The Tornado application, built on first use (``extra_routes`` may be
+        a callable, so the handlers' modules load only then too)."""
+        if self._app is None:
+            from howdah.api.app import make_app
+            extra = self._extra_routes
+            routes = extra() if callable(extra) else extra
+            self._app = make_app(self._get_status, self._clock, routes, responder=self.responder)
+        return self._app
 
     def is_alive(self) -> bool:
         """True while the API thread runs (started and neither stopped nor crashed)."""
@@ -129,7 +180,7 @@ class RestApiServer:
             raise RuntimeError("REST API server already started")
         certfile, keyfile, cafile, verify = self._tls
         ssl_ctx = tls_context(certfile, keyfile, cafile, verify) if certfile else None
-        sockets = bind_sockets(port, _bind_address(listen_host), family=socket.AF_UNSPEC, backlog=1024)
+        sockets = bind_sockets(port, _bind_address(listen_host))
         self.port = sockets[0].getsockname()[1]
         started = threading.Event()
         self._thread = threading.Thread(
@@ -161,7 +212,7 @@ class RestApiServer:
     async def _serve(
         self, sockets: list[socket.socket], ssl_ctx: Optional[ssl.SSLContext], started: threading.Event
     ) -> None:
-        server = FrontServer(self.app, ssl_ctx, self._idle_timeout)
+        server = FrontServer(self.responder, lambda: self.app, ssl_ctx, self._idle_timeout)
         await server.start(sockets)
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
