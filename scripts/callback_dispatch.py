@@ -16,7 +16,9 @@ opened.  The exit code is 0 when every hook exited 0, else 1.  Standard library 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -64,21 +66,33 @@ def run_hook(name: str, command: str, event: list[str], timeout: float, log: Log
         return False
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        for line in (exc.output or b"").decode(errors="replace").splitlines():
-            log.write(f"[{name}] {line}")
-        log.write(f"{label}: killed after the {timeout:g}s timeout")
-        return False
+        # Its own process group, so a timeout also ends whatever the hook started.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         log.write(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}")
         return False
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            output, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a child left the group and holds the pipe
+            proc.kill()
+            output = b""
+        for line in (output or b"").decode(errors="replace").splitlines():
+            log.write(f"[{name}] {line}")
+        log.write(f"{label}: killed after the {timeout:g}s timeout")
+        return False
     took = time.monotonic() - started
-    for line in done.stdout.decode(errors="replace").splitlines():
+    for line in output.decode(errors="replace").splitlines():
         log.write(f"[{name}] {line}")
-    log.write(f"{label}: exited with {done.returncode} in {took:.2f}s")
-    return done.returncode == 0
+    log.write(f"{label}: exited with {proc.returncode} in {took:.2f}s")
+    return proc.returncode == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

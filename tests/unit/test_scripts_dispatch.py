@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -58,3 +59,20 @@ def test_log_falls_back_to_stderr(tmp_path: Path) -> None:
                            "x=/bin/true", "on_start", "replica", "demo"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "cannot open log" in done.stderr and "x on_start replica demo: exited with 0" in done.stderr
+
+
+def test_a_timeout_also_ends_what_the_hook_started(tmp_path: Path) -> None:
+    """A hook that leaves a child holding its output must neither hang the
+    dispatcher nor outlive the timeout."""
+    pidfile = tmp_path / "child.pid"
+    slow = hook(tmp_path, "slow", f"sleep 300 &\necho $! > {pidfile}\nwait")
+    started = time.monotonic()
+    code, calls, log = dispatch(tmp_path, f"slow={slow}", timeout="1")
+    assert time.monotonic() - started < 20
+    assert code == 1 and "killed after the 1s timeout" in log
+    child = int(pidfile.read_text())
+    for _ in range(50):  # reaped by init a moment after the kill
+        if not Path(f"/proc/{child}").exists():
+            break
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists(), "the hook's child survived the timeout"
