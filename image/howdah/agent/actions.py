@@ -13,7 +13,6 @@ from typing import Any, Callable, Mapping
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Ticket
-from howdah.agent.peers import fetch_one
 from howdah.agent.state import Memory
 from howdah.agent.tasks import TaskRunner
 from howdah.core.models import ClusterView, Role, TaskKind
@@ -112,12 +111,12 @@ class Executor:
         (the failover key cleared) and the next cycle starts postgres again as
         the primary under the lock we still hold."""
         member = next((m for m in self.mem.view.members if m.name == target), None)
-        if last is None or member is None:
+        if last is None or member is None or not member.conn_url:
             return True  # nothing to compare with
         deadline = self.clock() + max(5.0, float(self.settings.retry_timeout))
         received = 0
         while True:
-            received = fetch_one(member).wal_position
+            received = self.pg.remote_received(member.conn_url) or 0
             if received >= last:
                 log.info("switchover: %s received all of this leader's WAL", target)
                 return True

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import psycopg2
+
 from howdah.core.models import DataState, PgStatus
 from howdah.core.settings import Settings
 from howdah.core.models import truthy as conf_truthy
@@ -168,6 +170,23 @@ class Instance:
     def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
         self.db.close()
         return ctl.stop(self.paths, mode, timeout)
+
+    def remote_received(self, conn_url: str) -> int | None:
+        """The WAL position a replica has received (or replayed), asked of
+        its postgres directly: a peer's REST status may be a cycle old."""
+        host, port = conf.split_conn_url(conn_url)
+        db = LocalDb({"host": host, "port": port, "user": self.superuser.username,
+                      "password": self.superuser.password, "passfile": str(self.pgpass),
+                      "dbname": "postgres", "application_name": "howdah-switchover"})
+        try:
+            row = db.execute(
+                "SELECT GREATEST(COALESCE(pg_last_wal_receive_lsn() - '0/0', 0),"
+                " COALESCE(pg_last_wal_replay_lsn() - '0/0', 0))")[0]
+            return int(row[0])
+        except (psycopg2.Error, IndexError, TypeError, ValueError):
+            return None
+        finally:
+            db.close()
 
     def shutdown_checkpoint(self) -> int | None:
         return ctl.shutdown_checkpoint(self.paths)
