@@ -163,3 +163,29 @@ def test_hung_agent_is_fenced_before_a_new_leader_takes_writes(
         f"two writable primaries: {old.name} took a write {last_old - first_new:.2f}s "
         f"after {new.name} did")
     wait_for(f"{old.name} back as a replica", lambda: old.role() == "replica", 240)
+
+
+def test_a_returning_replica_creates_its_own_slot_on_the_leader(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    """A replica whose slot the leader dropped while it was away streams again
+    without waiting for the leader's agent: here that agent is frozen (its
+    postgres runs on, its lease lasts), so only the returning replica can have
+    created the slot."""
+    c = local_cluster(3, ttl=60, loop_wait=2, retry_timeout=5)
+    leader = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    replica = next(n for n in c.nodes if n is not leader)
+    slot = replica.name
+    replica.stop_sigterm()
+    wait_for("the leader to drop the departed member's slot", lambda: not leader.sql(
+        "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)), 120)
+    leader.freeze()
+    try:
+        replica.start()
+        wait_for(f"{replica.name} streaming from the leader", lambda: replica.name in
+                 c.streaming(leader), 60)
+        assert leader.sql("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                          (slot,)) == [(True,)]
+    finally:
+        leader.thaw()
+    c.wait_streaming(2, 300)

@@ -113,6 +113,8 @@ class Instance:
         if ctl.is_running(self.paths):
             return True
         self.configure(settings, upstream_url, standby)
+        if standby:
+            self.ensure_upstream_slot(settings, upstream_url)
         return ctl.start(self.paths, timeout)
 
     def start_bootstrapped(self, settings: Settings, recovery: Mapping[str, Any] | None,
@@ -162,6 +164,7 @@ class Instance:
 
     def follow(self, settings: Settings, upstream_url: str) -> bool:
         self.configure(settings, upstream_url, standby=True)
+        self.ensure_upstream_slot(settings, upstream_url)
         return ctl.reload(self.paths)
 
     def reload(self) -> bool:
@@ -171,13 +174,37 @@ class Instance:
         self.db.close()
         return ctl.stop(self.paths, mode, timeout)
 
+    def _remote_db(self, conn_url: str) -> LocalDb:
+        host, port = conf.split_conn_url(conn_url)
+        return LocalDb({"host": host, "port": port, "user": self.superuser.username,
+                        "password": self.superuser.password, "passfile": str(self.pgpass),
+                        "dbname": "postgres", "application_name": "howdah"})
+
+    def ensure_upstream_slot(self, settings: Settings, upstream_url: str | None) -> None:
+        """Create our physical slot on the upstream when it lacks one.
+
+        A node that was down while another took over (or long enough for its
+        member key to expire) finds no slot on the new leader, whose next HA
+        cycle may be loop_wait away; meanwhile the WAL receiver fails and
+        retries only every wal_retrieve_retry_interval.  The leader keeps
+        the slot from then on, as it keeps every member's.
+        """
+        if not (upstream_url and settings.use_slots):
+            return
+        name = conf.slot_name(self.name)
+        db = self._remote_db(upstream_url)
+        try:
+            db.execute("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+                       "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (name, name))
+        except psycopg2.Error as exc:  # it may exist by now; streaming tells the rest
+            log.debug("could not create slot %s upstream: %s", name, exc)
+        finally:
+            db.close()
+
     def remote_received(self, conn_url: str) -> int | None:
         """The WAL position a replica has received (or replayed), asked of
         its postgres directly: a peer's REST status may be a cycle old."""
-        host, port = conf.split_conn_url(conn_url)
-        db = LocalDb({"host": host, "port": port, "user": self.superuser.username,
-                      "password": self.superuser.password, "passfile": str(self.pgpass),
-                      "dbname": "postgres", "application_name": "howdah-switchover"})
+        db = self._remote_db(conn_url)
         try:
             row = db.execute(
                 "SELECT GREATEST(COALESCE(pg_last_wal_receive_lsn() - '0/0', 0),"
