@@ -77,7 +77,10 @@ def _measure(cluster: LocalCluster, sc: Scenario, result: dict[str, Any], log: L
     _bootstrap(cluster, result, log)
     _stable(cluster, sc.timing)
     result["rss_kb"] = {n.name: n.rss_kb() for n in cluster.nodes}
-    log(f"  rss_kb {result['rss_kb']}")
+    result["helper_rss_kb"] = {n.name: n.helper_rss_kb() for n in cluster.nodes}
+    result["pss_kb"] = {n.name: n.pss_kb() for n in cluster.nodes}
+    log(f"  rss_kb {result['rss_kb']} helpers {result['helper_rss_kb']} "
+        f"pss (agent + helpers) {result['pss_kb']}")
     leader = cluster.wait_leader(120)
     result["rest"] = run_wrk(f"{leader.api_url}/primary", sc.wrk_seconds)
     log(f"  rest {result['rest']}")

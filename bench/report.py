@@ -74,6 +74,23 @@ def _rss(res: dict[str, Any]) -> str:
     return f"{min(values) / 1024:.1f}-{max(values) / 1024:.1f}"
 
 
+def _rss_total(res: dict[str, Any]) -> str:
+    agents, helpers = res.get("rss_kb") or {}, res.get("helper_rss_kb")
+    if helpers is None:
+        return "n/a"
+    values = [agents[n] + helpers.get(n, 0) for n in agents if agents[n]]
+    if not values:
+        return "n/a"
+    return f"{min(values) / 1024:.1f}-{max(values) / 1024:.1f}"
+
+
+def _pss(res: dict[str, Any]) -> str:
+    values = [v for v in (res.get("pss_kb") or {}).values() if v]
+    if not values:
+        return "n/a"
+    return f"{min(values) / 1024:.1f}-{max(values) / 1024:.1f}"
+
+
 ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("bootstrap: 3 agents -> leader + 2 streaming (s)", lambda r: _fmt(r.get("bootstrap_s"))),
     ("failover after kill -9 of the leader, median (s)",
@@ -91,6 +108,8 @@ ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
      lambda r: _fmt(r.get("rest", {}).get("requests_per_s"), 0)),
     ("GET /primary p99 latency (ms)", lambda r: _fmt(r.get("rest", {}).get("p99_ms"), 2)),
     ("agent RSS, 3 agents (MiB, min-max)", _rss),
+    ("agent + helper processes (Howdah's fence) RSS per node (MiB, min-max)", _rss_total),
+    ("agent + helpers PSS per node, shared pages split (MiB, min-max)", _pss),
     ("errors", lambda r: "; ".join(e[:80] for e in r.get("errors", [])) or "none"),
 ]
 

@@ -225,6 +225,34 @@ class AgentNode:
         pid = self.agent_pid
         return procs.rss_kb(pid) if pid else None
 
+    def helper_pids(self) -> list[int]:
+        """This node's processes besides the agent and PostgreSQL (Howdah's
+        fence process; Patroni has none)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == self.agent_pid:
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(self.workdir).encode() not in b" ".join(argv):
+                continue
+            if argv[0].startswith(b"postgres") or argv[0].endswith(b"/postgres"):
+                continue
+            pids.append(int(entry.name))
+        return pids
+
+    def helper_rss_kb(self) -> int:
+        return sum(procs.rss_kb(p) or 0 for p in self.helper_pids())
+
+    def pss_kb(self) -> int | None:
+        """Proportional set size of the agent and its helper processes, in kB."""
+        pid = self.agent_pid
+        if not pid:
+            return None
+        return sum(procs.pss_kb(p) or 0 for p in [pid, *self.helper_pids()])
+
     def log_text(self, tail: int = 80) -> str:
         """Last lines of the agent log and of PostgreSQL's log, for failure messages."""
         parts = []

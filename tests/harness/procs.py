@@ -241,6 +241,18 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
+def pss_kb(pid: int) -> int | None:
+    """Proportional set size of a process in kB (shared pages divided among
+    the processes mapping them), from /proc/<pid>/smaps_rollup."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def remove_orphan_shm(creator_pids: Iterable[int]) -> None:
     """Drop SysV shared memory left by killed postmasters (nattch 0, created by them)."""
     wanted = set(creator_pids)
