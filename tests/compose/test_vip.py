@@ -79,8 +79,9 @@ def test_vip_answers_on_the_primary_and_follows_a_kill(project: VipProject) -> N
     wait_for(f"the VIP answering on {leader}", lambda: via_vip(client) == (leader, "f"), timeout=60)
     assert holds_vip(project.container(leader))
     assert not any(holds_vip(project.container(r)) for r in replicas)
-    logs = project.container(leader).logs().decode(errors="replace")
-    assert "howdah-callback: [vip] howdah-vip-hook: " + VIP in logs  # the hook's output reaches docker logs
+    # the hook's output reaches docker logs once the hook exits (after its ARP announcements)
+    wait_for("the VIP hook's output in docker logs", lambda: "howdah-callback: [vip] howdah-vip-hook: "
+             + VIP in project.container(leader).logs().decode(errors="replace"), timeout=60)
 
     project.container(leader).kill()
     killed = time.monotonic()
