@@ -189,15 +189,20 @@ class Instance:
         retries only every wal_retrieve_retry_interval.  The leader keeps
         the slot from then on, as it keeps every member's.
         """
-        if not (upstream_url and settings.use_slots):
-            return
+        if upstream_url and settings.use_slots:
+            self._create_slot_on(upstream_url)
+
+    def _create_slot_on(self, url: str) -> bool:
+        """Our physical slot exists on `url` (created now if it was missing)."""
         name = conf.slot_name(self.name)
-        db = self._remote_db(upstream_url)
+        db = self._remote_db(url)
         try:
             db.execute("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
                        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (name, name))
-        except psycopg2.Error as exc:  # it may exist by now; streaming tells the rest
+            return True
+        except psycopg2.Error as exc:  # a race with the leader's own creation, or no access
             log.debug("could not create slot %s upstream: %s", name, exc)
+            return False
         finally:
             db.close()
 
@@ -269,9 +274,13 @@ class Instance:
         new replica can stream at once instead of waiting for the leader's cycle."""
         options = clone.basebackup_options(self.cfg.get("basebackup"))
         if create_slot and not any(o.startswith(("--slot", "--create-slot")) for o in options):
-            slot = ["--create-slot", f"--slot={conf.slot_name(self.name)}"]
+            # made beforehand (it may exist already: the leader's cycle may have
+            # made it), so that pg_basebackup only has to use it
+            made = self._create_slot_on(source_url)
+            slot = [f"--slot={conf.slot_name(self.name)}"] if made else \
+                ["--create-slot", f"--slot={conf.slot_name(self.name)}"]
             if clone.basebackup(self.paths, source_url, self.replication, self.pgpass,
                                 options + slot, self.name):
-                return True  # else the leader made the slot meanwhile: go on without
+                return True  # else go on without a slot
         return clone.basebackup(self.paths, source_url, self.replication, self.pgpass,
                                 options, self.name)
