@@ -230,27 +230,26 @@ def read_pid_file(path: str | Path) -> int | None:
         return None
 
 
-def rss_kb(pid: int) -> int | None:
-    """VmRSS of a process in kB, from /proc/<pid>/status."""
+def _kb_field(pid: int, proc_file: str, key: str) -> int | None:
+    """The kB figure on the `key:` line of /proc/<pid>/<proc_file>."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{proc_file}").read_text().splitlines():
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_kb(pid: int) -> int | None:
+    """VmRSS of a process in kB, from /proc/<pid>/status."""
+    return _kb_field(pid, "status", "VmRSS")
 
 
 def pss_kb(pid: int) -> int | None:
     """Proportional set size of a process in kB (shared pages divided among
     the processes mapping them), from /proc/<pid>/smaps_rollup."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+    return _kb_field(pid, "smaps_rollup", "Pss")
 
 
 def remove_orphan_shm(creator_pids: Iterable[int]) -> None:
