@@ -48,4 +48,6 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --no-deps -e .
   rm -f .venv/.req-*; touch "$stamp"
 fi
+# Patroni 4.1.5 for the side-by-side tests (every tier compares with it).
+bench/setup.sh >/dev/null
 echo "setup: ok"
