@@ -30,7 +30,16 @@ if [ "${HOWDAH_BASE_NO_PULL:-0}" != 1 ] && timeout 60 docker pull -q "$TAG" >/de
 fi
 
 build_rootfs() {
-  command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
+  if ! command -v debootstrap >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing debootstrap from Debian (needed once to build the base image)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null \
+        || { log "could not install debootstrap: run 'apt-get install debootstrap' as root"; exit 1; }
+    else
+      log "debootstrap is missing: run 'sudo apt-get install debootstrap' (or run this script as root)"; exit 1
+    fi
+  fi
   local root
   root=$(mktemp -d /tmp/howdah-rootfs.XXXXXX)
   trap 'rm -rf "$root"' RETURN
