@@ -1,4 +1,4 @@
-"""A real single-member etcd 3.4 (Debian's) with the v2 API, on free ports."""
+"""A real single-member etcd 3.4 (Debian's) on free ports, with or without the v2 API."""
 from __future__ import annotations
 
 import os
@@ -36,10 +36,14 @@ def private_etcd() -> str:
 
 
 class EtcdServer:
-    """etcd with --enable-v2=true on 127.0.0.1; data and log under workdir."""
+    """etcd on 127.0.0.1, data and log under workdir; v2=False starts it with
+    --enable-v2=false (the v3 API only, as etcd 3.6 is)."""
 
     def __init__(self, workdir: str | Path | None = None,
-                 ports: Reservation | None = None, name: str = "etcd0") -> None:
+                 ports: Reservation | None = None, name: str = "etcd0", *,
+                 v2: bool = True, extra_args: list[str] | None = None) -> None:
+        self.v2 = v2
+        self.extra_args = list(extra_args or [])
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="howdah-etcd-"))
         self._own_ports = ports is None
@@ -67,7 +71,8 @@ class EtcdServer:
             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"{self.name}={peer}",
-            "--initial-cluster-state", "new", "--enable-v2=true",
+            "--initial-cluster-state", "new", f"--enable-v2={'true' if self.v2 else 'false'}",
+            *self.extra_args,
         ]
         procs.register_root(self.workdir)
         with open(self.log_path, "ab") as log:
@@ -89,6 +94,8 @@ class EtcdServer:
         code, body = web.request(self.url + "/health", timeout=2)
         if code != 200 or not isinstance(body, dict) or body.get("health") != "true":
             return False
+        if not self.v2:
+            return True
         code, _ = web.request(self.url + "/v2/keys/", timeout=2)
         return code == 200
 

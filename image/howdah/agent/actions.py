@@ -20,7 +20,7 @@ from howdah.core.settings import Settings
 from howdah.core.sync import plan as sync_plan
 from howdah.core.sync import ssn_value
 from howdah.core.transitions import Decision
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs.base import Dcs
 from howdah.pg import clone, conf
 from howdah.pg.instance import Instance
 from howdah.pg.query import LocalDb
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class Executor:
-    def __init__(self, dcs: EtcdV2, pg: Instance, runner: TaskRunner, mem: Memory,
+    def __init__(self, dcs: Dcs, pg: Instance, runner: TaskRunner, mem: Memory,
                  bootstrapper: Bootstrapper, clock: Callable[[], float],
                  wake: threading.Event, callbacks: Callbacks) -> None:
         self.wake = wake

@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from howdah.core.settings import Settings, build_settings
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs.base import Dcs
 from howdah.pg import bootstrap as pgboot
 from howdah.core.models import truthy
 from howdah.pg import clone, methods
@@ -20,7 +20,7 @@ RECOVERY_TARGETS = ("recovery_target", "recovery_target_lsn", "recovery_target_n
 
 
 class Bootstrapper:
-    def __init__(self, dcs: EtcdV2, pg: Instance, scope: str, bootstrap_cfg: Mapping[str, Any],
+    def __init__(self, dcs: Dcs, pg: Instance, scope: str, bootstrap_cfg: Mapping[str, Any],
                  on_done: Callable[[bool], None], on_started: Callable[[], None]) -> None:
         self.on_started = on_started
         self.dcs = dcs

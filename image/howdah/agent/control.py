@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from howdah.api.status import NodeStatus
 from howdah.core.models import ClusterView
 from howdah.core.settings import Settings
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs.base import Dcs
 
 
 class Request(str, enum.Enum):
@@ -47,7 +47,7 @@ class Ticket:
 class Control:
     """Handed to the REST API; never the agent itself."""
 
-    def __init__(self, name: str, scope: str, dcs: EtcdV2,
+    def __init__(self, name: str, scope: str, dcs: Dcs,
                  get_view: Callable[[], ClusterView], get_settings: Callable[[], Settings],
                  get_status: Callable[[], NodeStatus], wake: threading.Event) -> None:
         self.name = name

@@ -25,7 +25,7 @@ from howdah.core.models import ClusterView, PeerStatus, Role, TaskKind
 from howdah.core.settings import Settings, SettingsError, build_settings
 from howdah.core.transitions import Decision, Goal
 from howdah.dcs.base import DcsError
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs import open_dcs
 from howdah.pg.instance import Instance
 
 log = logging.getLogger("howdah.ha")
@@ -42,8 +42,8 @@ class Agent:
         self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
         self.settings = self._settings(ClusterView())
         timeout = self._request_timeout(self.settings)
-        self.dcs = EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout)
-        self.watch_dcs = EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout)
+        self.dcs = open_dcs(cfg, cfg.name, timeout)
+        self.watch_dcs = open_dcs(cfg, cfg.name, timeout)
         self.runner = TaskRunner(clock, self.wake)
         self.callbacks = Callbacks(cfg.postgresql.get("callbacks") or {}, cfg.scope)
         self.bootstrapper = Bootstrapper(self.dcs, self.pg, cfg.scope, cfg.bootstrap,
@@ -56,7 +56,7 @@ class Agent:
         self.tags = dict(cfg.tags)
         self.config_changed = False  # postgresql parameters/pg_hba changed in the DCS
         self.control = Control(
-            cfg.name, cfg.scope, EtcdV2(cfg.dcs, cfg.namespace, cfg.scope, cfg.name, timeout),
+            cfg.name, cfg.scope, open_dcs(cfg, cfg.name, timeout),
             lambda: self.mem.view, lambda: self.settings, lambda: self.status, self.wake)
         lease_path = cfg.postgresql.get("lease_file") or \
             self.pg.paths.data_dir.parent / f".howdah-{cfg.name}.lease"

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 from howdah.core.manual import scheduled_at
 from howdah.core.models import ClusterView, truthy
-from howdah.dcs.base import build_view, parse_json
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs.base import Dcs, build_view, member_data
 
 _LAG_KINDS = (("receive_", "receive_lsn"), ("replay_", "replay_lsn"), ("", "xlog_location"))
 
@@ -27,16 +26,12 @@ class ClusterRead:
     sync: frozenset[str] = frozenset()
 
 
-def read_cluster(dcs: EtcdV2) -> ClusterRead:
-    """One recursive read of the cluster's keys (raises DcsError when unreachable)."""
+def read_cluster(dcs: Dcs) -> ClusterRead:
+    """One read of the cluster's keys (raises DcsError when unreachable)."""
     nodes, index = dcs.read_nodes()
     if not nodes:
         return ClusterRead(ClusterView())
-    members: dict[str, Mapping[str, Any]] = {}
-    for key, (value, _) in nodes.items():
-        if key.startswith("members/") and key.count("/") == 1:
-            data = parse_json(value, {})
-            members[key.split("/", 1)[1]] = data if isinstance(data, dict) else {}
+    members: dict[str, Mapping[str, Any]] = dict(member_data(nodes))
     view = build_view(nodes, index)
     sync = frozenset(view.sync_standbys) if truthy(view.config.get("synchronous_mode")) else frozenset()
     return ClusterRead(view, members, sync)

@@ -10,8 +10,11 @@ import yaml
 
 from howdah.core.settings import SettingsError, build_settings
 
-SUPPORTED_DCS = ("etcd",)
-KNOWN_DCS = ("etcd", "etcd3", "kubernetes", "consul", "zookeeper", "exhibitor", "raft")
+from howdah.dcs import BACKENDS, HOST_BACKENDS, UNSUPPORTED
+
+SUPPORTED_DCS = tuple(BACKENDS)
+# the first section present picks the DCS (Patroni's order: etcd before etcd3)
+KNOWN_DCS = tuple(dict.fromkeys(("etcd", "etcd3", "kubernetes", *BACKENDS, *UNSUPPORTED)))
 
 
 class ConfigError(ValueError):
@@ -41,6 +44,19 @@ ENV_MAP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PATRONI_ETCD_USERNAME", ("etcd", "username")),
     ("PATRONI_ETCD_PASSWORD", ("etcd", "password")),
     ("PATRONI_ETCD_CACERT", ("etcd", "cacert")),
+    ("PATRONI_ETCD_CERT", ("etcd", "cert")),
+    ("PATRONI_ETCD_KEY", ("etcd", "key")),
+    ("PATRONI_ETCD_PROXY", ("etcd", "proxy")),
+    ("PATRONI_ETCD3_HOST", ("etcd3", "host")),
+    ("PATRONI_ETCD3_HOSTS", ("etcd3", "hosts")),
+    ("PATRONI_ETCD3_URL", ("etcd3", "url")),
+    ("PATRONI_ETCD3_PROXY", ("etcd3", "proxy")),
+    ("PATRONI_ETCD3_PROTOCOL", ("etcd3", "protocol")),
+    ("PATRONI_ETCD3_USERNAME", ("etcd3", "username")),
+    ("PATRONI_ETCD3_PASSWORD", ("etcd3", "password")),
+    ("PATRONI_ETCD3_CACERT", ("etcd3", "cacert")),
+    ("PATRONI_ETCD3_CERT", ("etcd3", "cert")),
+    ("PATRONI_ETCD3_KEY", ("etcd3", "key")),
     ("PATRONI_POSTGRESQL_LISTEN", ("postgresql", "listen")),
     ("PATRONI_POSTGRESQL_CONNECT_ADDRESS", ("postgresql", "connect_address")),
     ("PATRONI_POSTGRESQL_DATA_DIR", ("postgresql", "data_dir")),
@@ -92,8 +108,9 @@ def apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
     for var, path in ENV_MAP:
         if var in env and env[var] != "":
             _set(tree, path, env[var])
-    if "PATRONI_ETCD_HOSTS" in env and env["PATRONI_ETCD_HOSTS"]:
-        tree.setdefault("etcd", {}).pop("host", None)
+    for section in ("etcd", "etcd3"):
+        if env.get(f"PATRONI_{section.upper()}_HOSTS"):
+            tree.setdefault(section, {}).pop("host", None)
 
 
 def check_listen(field: str, value: Any, required: bool = True) -> None:
@@ -124,9 +141,10 @@ def validate(tree: dict[str, Any]) -> AgentConfig:
         raise ConfigError("etcd", "no DCS configured: add an `etcd:` section with `host` or `hosts`")
     kind = present[0]
     if kind not in SUPPORTED_DCS:
-        raise ConfigError(kind, f"DCS {kind!r} is not supported; use `etcd` (v2 API)")
+        raise ConfigError(kind, f"DCS {kind!r} is not supported; use "
+                          + " or ".join(f"`{k}`" for k in SUPPORTED_DCS))
     dcs = _section(tree, kind)
-    if not (dcs.get("host") or dcs.get("hosts") or dcs.get("url")):
+    if kind in HOST_BACKENDS and not (dcs.get("host") or dcs.get("hosts") or dcs.get("url")):
         raise ConfigError(f"{kind}.host", "set `host`, `hosts` or `url`, e.g. host: 127.0.0.1:2379")
     for key in ("host",):
         if dcs.get(key):

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from howdah.config.load import KNOWN_DCS, SUPPORTED_DCS, ConfigError, apply_env, load
+from howdah.dcs import HOST_BACKENDS
 
 from .errors import CtlError
 
@@ -35,6 +36,7 @@ class CtlConfig:
     namespace: str
     dcs: Mapping[str, Any]
     raw: Mapping[str, Any] = field(default_factory=dict)
+    dcs_kind: str = "etcd"
 
     def section(self, key: str) -> Mapping[str, Any]:
         value = self.raw.get(key)
@@ -108,9 +110,11 @@ def load_ctl_config(path: str | None, env: Mapping[str, str] | None = None,
     if kind is None:
         raise CtlError("config: no DCS configured: add an `etcd:` section with `host` or `hosts`")
     if kind not in SUPPORTED_DCS:
-        raise CtlError(f"config: DCS {kind!r} is not supported; use `etcd` (v2 API)")
+        raise CtlError(f"config: DCS {kind!r} is not supported; use "
+                       + " or ".join(f"`{k}`" for k in SUPPORTED_DCS))
     dcs = tree.get(kind)
-    if not isinstance(dcs, dict) or not (dcs.get("host") or dcs.get("hosts") or dcs.get("url")):
+    if kind in HOST_BACKENDS and (not isinstance(dcs, dict) or not (
+            dcs.get("host") or dcs.get("hosts") or dcs.get("url"))):
         raise CtlError(f"config: {kind}: set `host`, `hosts` or `url`, e.g. host: 127.0.0.1:2379")
     return CtlConfig(scope=str(tree["scope"]), namespace=str(tree.get("namespace") or "/service/"),
-                     dcs=dcs, raw=tree)
+                     dcs=dcs if isinstance(dcs, dict) else {}, raw=tree, dcs_kind=kind)

@@ -31,9 +31,9 @@ class Ctx:
 
     def dcs(self, scope: str | None = None) -> CtlDcs:
         if scope is not None and scope != self.config.scope:
-            return CtlDcs(self.config.dcs, self.config.namespace, scope)
+            return CtlDcs(self.config, scope)
         if self._dcs is None:
-            self._dcs = CtlDcs(self.config.dcs, self.config.namespace, self.config.scope)
+            self._dcs = CtlDcs(self.config, self.config.scope)
         return self._dcs
 
     @property

@@ -1,18 +1,19 @@
-"""DCS access for howdahctl: the agent's etcd v2 client plus what only an operator does."""
+"""DCS access for howdahctl: the agent's DCS interface plus what only an operator does."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import etcd
-
 from howdah.core.models import ClusterView, Member
-from howdah.dcs.base import DcsError, build_view, parse_json
-from howdah.dcs.etcd2 import EtcdV2
+from howdah.dcs import DcsConfig, open_backend
+from howdah.dcs.base import DcsError, build_view, member_data, sync_data
 
 from .errors import CtlError
+
+# Every DCS failure is caught as Exception: a backend may let its client library's
+# errors out on odd answers (python-etcd's EtcdException for a proxy's HTML page),
+# and an operator gets one line, not a traceback.
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class Snapshot:
         return found
 
 
-def unreachable(exc: Exception, hosts: list[tuple[str, int]]) -> CtlError:
+DCS_NAMES = {"etcd": "etcd", "etcd3": "etcd", "kubernetes": "the Kubernetes API"}
+
+
+def unreachable(exc: Exception, where: str, kind: str = "etcd") -> CtlError:
     """One short line for a DCS that did not answer."""
     text = str(exc)
     match = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
@@ -53,35 +57,35 @@ def unreachable(exc: Exception, hosts: list[tuple[str, int]]) -> CtlError:
                                            else text.splitlines()[0] if text else "no answer")
     if text.lower().startswith("bad response"):
         reason = "unexpected answer (is it etcd, with the v2 API enabled?)"
-    where = ", ".join(f"{h}:{p}" for h, p in hosts)
-    return CtlError(f"cannot reach etcd at {where}: {reason.strip().lower()}")
+    if ": " in reason and not match and reason.startswith(("etcd", "kubernetes")):
+        reason = reason.split(": ", 1)[1] or reason
+    return CtlError(f"cannot reach {DCS_NAMES.get(kind, kind)} at {where}: "
+                    f"{reason.strip().lower()}")
 
 
-class CtlDcs(EtcdV2):
-    """EtcdV2 with a raw snapshot, config compare-and-swap and a cluster wipe."""
+class CtlDcs:
+    """The agent's DCS interface plus what only an operator does: a raw snapshot,
+    config compare-and-swap, a failover key and a cluster wipe."""
 
-    def __init__(self, cfg: Mapping[str, Any], namespace: str, scope: str) -> None:
-        super().__init__(cfg, namespace, scope, "howdahctl", request_timeout=5.0)
+    def __init__(self, cfg: DcsConfig, scope: str) -> None:
+        self.kind = cfg.dcs_kind
+        self.dcs = open_backend(cfg.dcs_kind, cfg.dcs, cfg.namespace, scope, "howdahctl",
+                                request_timeout=5.0)
         self.scope = scope
+        self.prefix = self.dcs.prefix
+
+    def _fail(self, exc: Exception) -> CtlError:
+        return unreachable(exc, self.dcs.where, self.kind)
 
     def snapshot(self) -> Snapshot:
         try:
-            result = self._call(lambda c: c.read(self.prefix, recursive=True, timeout=self.timeout))
-        except etcd.EtcdKeyNotFound:
+            nodes, index = self.dcs.read_nodes()
+        except Exception as exc:
+            raise self._fail(exc) from None
+        if not nodes:
             return Snapshot(ClusterView(), self.scope)
-        except (DcsError, etcd.EtcdException) as exc:
-            raise unreachable(exc, self.hosts) from None
-        nodes: dict[str, tuple[str | None, int]] = {}
-        for node in result.leaves:
-            if node.key is None or node.dir:
-                continue
-            nodes[node.key[len(self.prefix) + 1:]] = (node.value, int(node.modifiedIndex or 0))
-        members = {k.split("/", 1)[1]: parse_json(v, {}) for k, (v, _) in nodes.items()
-                   if k.startswith("members/") and k.count("/") == 1}
-        sync = parse_json(nodes.get("sync", (None, 0))[0], {})
-        return Snapshot(view=build_view(nodes, int(result.etcd_index or 0)), scope=self.scope,
-                        member_data={k: v for k, v in members.items() if isinstance(v, dict)},
-                        sync=sync if isinstance(sync, dict) else {})
+        return Snapshot(view=build_view(nodes, index), scope=self.scope,
+                        member_data=member_data(nodes), sync=sync_data(nodes))
 
     def existing(self) -> Snapshot:
         """A snapshot of a cluster that must exist."""
@@ -92,25 +96,24 @@ class CtlDcs(EtcdV2):
 
     def cas_config(self, config: Mapping[str, Any], index: int | None) -> None:
         try:
-            ok = self.write_config(config, index)
-        except (DcsError, etcd.EtcdException) as exc:
-            raise unreachable(exc, self.hosts) from None
+            ok = self.dcs.write_config(config, index)
+        except Exception as exc:
+            raise self._fail(exc) from None
         if not ok:
             raise CtlError("the config changed in the DCS meanwhile (compare-and-swap failed); "
                            "nothing written, run the command again")
 
     def put_failover(self, value: Mapping[str, Any]) -> None:
         try:
-            self._write("failover", json.dumps(dict(value), separators=(",", ":")))
-        except (DcsError, etcd.EtcdException) as exc:
-            raise unreachable(exc, self.hosts) from None
+            self.dcs.write_failover(value)
+        except Exception as exc:
+            raise self._fail(exc) from None
 
     def wipe(self) -> None:
-        """Delete every key of the cluster (the whole /<namespace>/<scope> directory)."""
+        """Delete every key of the cluster (everything under /<namespace>/<scope>)."""
         try:
-            self._call(lambda c: c.delete(self.prefix, recursive=True, dir=True,
-                                          timeout=self.timeout))
-        except etcd.EtcdKeyNotFound:
-            raise CtlError(f"cluster {self.scope!r} not found in the DCS under {self.prefix}") from None
-        except (DcsError, etcd.EtcdException) as exc:
-            raise unreachable(exc, self.hosts) from None
+            found = self.dcs.wipe()
+        except Exception as exc:
+            raise self._fail(exc) from None
+        if not found:
+            raise CtlError(f"cluster {self.scope!r} not found in the DCS under {self.prefix}")

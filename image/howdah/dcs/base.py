@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 from howdah.core.models import ClusterView, Leader, Member
@@ -11,9 +12,36 @@ class DcsError(Exception):
     """The DCS could not be reached (not a failed compare-and-swap)."""
 
 
-class Dcs(Protocol):
-    """Key layout of CONTRACT §2 under /<namespace>/<scope>/."""
+# {key relative to /<namespace>/<scope>/: (value, revision)}; the revision is
+# whatever the backend compares on (etcd v2 modifiedIndex, etcd v3 mod_revision,
+# Kubernetes resourceVersion as an int).
+Nodes = dict[str, tuple[str | None, int]]
 
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What differs between backends; users test flags, never class names."""
+
+    leases: bool = False          # ttl keys are bound to leases kept alive by the backend
+    watch_expiry: bool = True     # a leader watch wakes the moment the leader ttl runs out
+    recursive_read: bool = True   # one request reads every key of the cluster
+    role_labels: bool = False     # the backend keeps a role label on the pod
+
+
+class Dcs(Protocol):
+    """Key layout of CONTRACT §2 under /<namespace>/<scope>/.
+
+    Every user of the DCS (agent, REST API, howdahctl) holds this, built by
+    howdah.dcs.open_dcs(); a failed compare-and-swap returns False, a DCS that
+    does not answer raises DcsError.
+    """
+
+    capabilities: Capabilities
+    prefix: str   # "/<namespace>/<scope>", for messages
+    where: str    # the endpoints, for messages ("127.0.0.1:2379,...")
+
+    def set_timeout(self, request_timeout: float) -> None: ...
+    def read_nodes(self) -> tuple[Nodes, int]: ...
     def get_cluster(self) -> ClusterView: ...
     def acquire_leader(self, ttl: int) -> bool: ...
     def renew_leader(self, ttl: int) -> bool: ...
@@ -29,8 +57,13 @@ class Dcs(Protocol):
     def clear_initialize(self, index: int | None = None) -> bool: ...
     def write_config(self, config: Mapping[str, Any], index: int | None) -> bool: ...
     def write_status(self, optime: int, slots: Mapping[str, int]) -> None: ...
+    def write_sync(self, leader: str | None, standbys: tuple[str, ...],
+                   index: int | None) -> bool: ...
+    def delete_sync(self) -> bool: ...
     def write_history(self, history: list[list[Any]]) -> None: ...
+    def write_failsafe(self, members: Mapping[str, str]) -> None: ...
     def watch_leader(self, view: ClusterView, timeout: float, eager: bool = False) -> bool: ...
+    def wipe(self) -> bool: ...
 
 
 def parse_json(raw: str | None, default: Any) -> Any:
@@ -66,6 +99,26 @@ def parse_member(name: str, raw: str | None) -> Member:
         tags=tags,
         version=str(data.get("version", "")),
     )
+
+
+def member_data(nodes: Mapping[str, tuple[str | None, int]]) -> dict[str, dict[str, Any]]:
+    """Each member key's raw JSON object, by member name."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, (value, _) in nodes.items():
+        if key.startswith("members/") and key.count("/") == 1:
+            data = parse_json(value, {})
+            out[key.split("/", 1)[1]] = data if isinstance(data, dict) else {}
+    return out
+
+
+def sync_data(nodes: Mapping[str, tuple[str | None, int]]) -> dict[str, Any]:
+    sync = parse_json(nodes.get("sync", (None, 0))[0], {})
+    return sync if isinstance(sync, dict) else {}
+
+
+def dumps(value: Any) -> str:
+    """JSON as every backend writes it (compact, like Patroni)."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> ClusterView:

@@ -14,7 +14,7 @@ import urllib3.exceptions
 import urllib3.util
 
 from howdah.core.models import ClusterView
-from howdah.dcs.base import DcsError, build_view
+from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps
 
 log = logging.getLogger(__name__)
 logging.getLogger("etcd.client").setLevel(logging.CRITICAL)  # we log failures ourselves
@@ -49,6 +49,8 @@ def parse_hosts(cfg: Mapping[str, Any]) -> tuple[str, list[tuple[str, int]]]:
 
 class EtcdV2:
     """The key layout of CONTRACT §2 on etcd's v2 API."""
+
+    capabilities = Capabilities(leases=False, watch_expiry=True, recursive_read=True)
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class EtcdV2:
         self._current = 0
         self._init_index: int | None = None
         self.hosts = hosts
+        self.where = hosts_desc(hosts)
 
     @staticmethod
     def _pool_kw(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,14 +128,14 @@ class EtcdV2:
         self._current = (self._current + 1) % len(self._clients)
         raise DcsError(f"etcd unreachable ({', '.join(f'{h}:{p}' for h, p in self.hosts)}): {last}")
 
-    def read_nodes(self) -> tuple[dict[str, tuple[str | None, int]], int]:
+    def read_nodes(self) -> tuple[Nodes, int]:
         """One recursive read: {key relative to the prefix: (value, modifiedIndex)}
         and the etcd index; empty when the cluster has no keys yet."""
         try:
             result = self._call(lambda c: c.read(self.prefix, recursive=True, timeout=self.timeout))
         except etcd.EtcdKeyNotFound:
             return {}, 0
-        nodes: dict[str, tuple[str | None, int]] = {}
+        nodes: Nodes = {}
         for node in result.leaves:
             if node.key is None or node.dir:
                 continue
@@ -233,6 +236,18 @@ class EtcdV2:
 
     def write_history(self, history: list[list[Any]]) -> None:
         self._write("history", json.dumps(history, separators=(",", ":")))
+
+    def write_failsafe(self, members: Mapping[str, str]) -> None:
+        self._write("failsafe", dumps(dict(members)))
+
+    def wipe(self) -> bool:
+        """Delete every key of the cluster; False when there was none."""
+        try:
+            self._call(lambda c: c.delete(self.prefix, recursive=True, dir=True,
+                                          timeout=self.timeout))
+            return True
+        except etcd.EtcdKeyNotFound:
+            return False
 
     def watch_leader(self, view: ClusterView, timeout: float, eager: bool = False) -> bool:
         """Block until the leader key changes hands or goes, or timeout.
