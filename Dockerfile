@@ -1,9 +1,10 @@
-# Howdah: PostgreSQL 15 + the Howdah HA agent + pgbouncer, pgBackRest, etcd, HAProxy and
+# Howdah: PostgreSQL 17 + the Howdah HA agent + pgbouncer, pgBackRest, etcd, HAProxy and
 # supervisord in one image, configured by environment variables (see configs/README.md).
 #
-#   tools/ensure-base-image.sh            # only where debian:bookworm-slim cannot be pulled
+#   tools/ensure-base-image.sh            # only where debian:trixie-slim cannot be pulled
 #   docker build --network host -t howdah:local .
-ARG BASE_IMAGE=debian:bookworm-slim
+# Debian 13 (trixie): PostgreSQL 17, etcd 3.5, pgBackRest 2.55.
+ARG BASE_IMAGE=debian:trixie-slim
 
 # --- stage 1: install the Howdah package (pip stays in this stage) -----------------------
 FROM ${BASE_IMAGE} AS package
@@ -40,7 +41,7 @@ RUN install -m 755 bootstrap/clone_with_basebackup.py /out/usr/local/bin/howdah-
 
 # --- stage 2: the image -------------------------------------------------------------------
 FROM ${BASE_IMAGE}
-ARG PGVERSION=15
+ARG PGVERSION=17
 ENV LANG=C.UTF-8 \
     PGVERSION=${PGVERSION} \
     PATH=/usr/lib/postgresql/${PGVERSION}/bin:/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -59,15 +60,20 @@ RUN groupadd -g 101 postgres \
         postgresql-${PGVERSION} postgresql-client-${PGVERSION} \
         pgbouncer pgbackrest etcd-server haproxy supervisor openssl ca-certificates procps \
         python3 python3-psycopg2 python3-etcd python3-tornado python3-yaml python3-jinja2 \
-        python3-prometheus-client python3-boto3 python3-kubernetes python3-uvloop \
-        iproute2 iputils-arping libcap2-bin \
+        python3-prometheus-client python3-boto3 python3-uvloop \
+        iproute2 iputils-arping libcap2-bin locales \
+ && : "en_US.UTF-8 for INITDB_LOCALE, as in Spilo; compiled before the locale sources go" \
+ && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/*.log \
         /usr/share/doc/* /usr/share/man/* /usr/share/info/* \
         /usr/lib/postgresql/${PGVERSION}/lib/bitcode /usr/share/postgresql/${PGVERSION}/man \
         /usr/share/i18n/charmaps /usr/share/i18n/locales \
+ && : "The AWS hook only calls EC2 (and STS/SSO for credentials): keep those API models of botocore's 400" \
+ && find /usr/lib/python3/dist-packages/botocore/data -mindepth 1 -maxdepth 1 -type d \
+        ! -name ec2 ! -name sts ! -name sso ! -name sso-oidc ! -name s3 -exec rm -rf {} + \
  && : "JIT is off (see configs/howdah.yml.j2): drop LLVM, 130 MB the server never loads" \
- && rm -f /usr/lib/postgresql/${PGVERSION}/lib/llvmjit*.so /usr/lib/x86_64-linux-gnu/libLLVM-*.so* \
+ && rm -f /usr/lib/postgresql/${PGVERSION}/lib/llvmjit*.so /usr/lib/x86_64-linux-gnu/libLLVM*.so* \
         /usr/lib/x86_64-linux-gnu/libz3.so* \
  && mkdir -p /home/postgres/pgdata /run/howdah /var/run/postgresql /etc/howdah \
  && chown -R postgres:0 /home/postgres /run/howdah /var/run/postgresql \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure the Docker base image (default debian:bookworm-slim) exists locally.
+# Makes sure the Docker base image (default debian:trixie-slim) exists locally.
 #
 # Order of attempts: already present -> `docker pull` -> build it here: debootstrap a
-# minbase bookworm rootfs, trim it the way the official -slim image is trimmed, and
+# minbase rootfs of the tag's suite, trim it the way the official -slim image is trimmed, and
 # `docker import` it under the same tag, so the real Dockerfile builds unchanged.
 # The rootfs tarball is cached (HOWDAH_BASE_CACHE, default /var/cache/howdah), so a
 # second run only re-imports it (a few seconds).
@@ -11,8 +11,10 @@
 #                                                  HOWDAH_BASE_NO_PULL=1 (skip the pull)
 set -euo pipefail
 
-TAG=${1:-${BASE_IMAGE:-debian:bookworm-slim}}
-SUITE=bookworm
+TAG=${1:-${BASE_IMAGE:-debian:trixie-slim}}
+# The suite comes from the tag (debian:<suite>-slim).
+SUITE=${TAG#*:}; SUITE=${SUITE%-slim}
+case "$SUITE" in bookworm|trixie) ;; *) echo "ensure-base-image: $TAG is not debian:bookworm-slim or debian:trixie-slim" >&2; exit 2;; esac
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${HOWDAH_BASE_CACHE:-/var/cache/howdah}
 # Bump the suffix when the trimming below changes, so caches are rebuilt.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gets a fresh Docker host ready for `docker compose up`:
-#  - the base image debian:bookworm-slim (built locally by debootstrap when it
+#  - the base image debian:trixie-slim (built locally by debootstrap when it
 #    cannot be pulled: there may be no registry);
 #  - the `docker compose` command: where only the standalone docker-compose is
 #    installed, a small CLI plugin that hands `docker compose ...` to it.

@@ -6,9 +6,9 @@ limit) are passed in, so this module is pure: the same env and facts give the sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from . import backup, callbacks, clone, dcs, values
+from . import backup, callbacks, clone, dcs, pgversion as pgmajor, values
 from .errors import EnvError
 from .memory import MemorySizing
 from .values import Env, get
@@ -22,6 +22,9 @@ class Facts:
     hostname: str
     ip: str
     memory: MemorySizing
+    # Majors whose binaries the image has (empty: do not check), and PGDATA -> its PG_VERSION.
+    pg_majors: tuple[str, ...] = ()
+    read_data_major: Callable[[str], str | None] = lambda _pgdata: None
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,10 @@ def _standby_cluster(env: Env) -> dict[str, Any]:
 
 def load(env: Env, facts: Facts) -> Settings:
     """Validate the environment; raises EnvError on the first bad variable."""
-    pgversion = get(env, "PGVERSION", "15")
-    if not pgversion.isdigit():
-        raise EnvError("PGVERSION", f"{pgversion!r} is not a major version number", "set it to 15")
     home = get(env, "HOME_DIR", DEFAULT_HOME)
     pgroot = get(env, "PGROOT", f"{home}/pgdata/pgroot")
+    pgdata = get(env, "PGDATA", f"{pgroot}/data")
+    pgversion = pgmajor.choose(get(env, "PGVERSION"), pgdata, facts.pg_majors, facts.read_data_major)
     store = dcs.from_env(env)
     scope = get(env, "SCOPE")
     if not scope:
@@ -149,7 +151,7 @@ def load(env: Env, facts: Facts) -> Settings:
         pgport=values.port(env, "PGPORT", 5432),
         apiport=values.port(env, "APIPORT", 8008),
         pgroot=pgroot,
-        pgdata=get(env, "PGDATA", f"{pgroot}/data"),
+        pgdata=pgdata,
         bin_dir=get(env, "PGBIN", f"/usr/lib/postgresql/{pgversion}/bin"),
         home=home,
         run_dir=get(env, "HOWDAH_RUN_DIR", DEFAULT_RUN_DIR),

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import memory
+from . import memory, pgversion
 from .render import Files, ssl_paths
 from .settings import Facts, Settings
 
@@ -19,7 +19,8 @@ POSTGRES = "postgres"
 
 
 def facts() -> Facts:
-    return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect())
+    return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect(),
+                 pg_majors=pgversion.installed_majors(), read_data_major=pgversion.data_major)
 
 
 def container_ip() -> str:
