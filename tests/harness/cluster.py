@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from . import procs
 from .config import NodeSpec, Timing, deep_merge
-from .etcd import EtcdServer
+from .etcd import EtcdServer, default_dcs
 from .node import AgentNode
 from .ports import Reservation
 from .probe import WriterProbe, ensure_probe_table
@@ -57,8 +57,13 @@ class LocalCluster:
                  node_extra: dict[str, dict[str, Any]] | None = None,
                  tags: dict[str, dict[str, Any]] | None = None,
                  scope: str = "harness", maximum_lag_on_failover: int = 1048576,
-                 start_agents: bool = True, root: str | Path | None = None) -> None:
+                 start_agents: bool = True, root: str | Path | None = None,
+                 dcs: str | None = None, etcd: EtcdServer | None = None) -> None:
         self.n, self.kind, self.scope = n, kind, scope
+        # "etcd3" (v2 API off) or "etcd" (v2 API); a given (shared, started) etcd
+        # decides it and is left running at close
+        self.dcs = etcd.dcs_kind if etcd is not None else dcs or default_dcs()
+        self.shared_etcd = etcd
         self.timing = Timing(ttl, loop_wait, retry_timeout, maximum_lag_on_failover)
         self.extra = extra or {}
         self.node_extra = node_extra or {}
@@ -98,15 +103,18 @@ class LocalCluster:
             "it by hand: that breaks a running test or benchmark. The harness removes it "
             "when that process ends, and sweeps it later if the process died.\n")
         procs.register_root(self.base)
-        self.etcd = EtcdServer(self.base / "etcd", self.ports)
-        self.etcd.start()
+        if self.shared_etcd is not None:
+            self.etcd = self.shared_etcd
+        else:
+            self.etcd = EtcdServer(self.base / "etcd", self.ports, v2=self.dcs == "etcd")
+            self.etcd.start()
         for i in range(1, self.n + 1):
             name = f"n{i}"
             pg_port, api_port = self.ports.take_many(2)
             spec = NodeSpec(name=name, scope=self.scope, workdir=self.base / name,
                             pg_port=pg_port, api_port=api_port,
                             etcd_hosts=[self.etcd.host_port], timing=self.timing,
-                            tags=self.tags.get(name, {}))
+                            tags=self.tags.get(name, {}), dcs=self.dcs)
             extra = deep_merge(self.extra, self.node_extra.get(name, {}))
             self.nodes.append(AgentNode(spec, self.kind, extra))
         if self.auto_start:
@@ -123,7 +131,7 @@ class LocalCluster:
         HARNESS_KEEP=1 keeps the directory (logs, data) for a post-mortem."""
         for node in self.nodes:
             node.destroy()
-        if self.etcd is not None:
+        if self.etcd is not None and self.shared_etcd is None:
             self.etcd.stop()
         if self.base is not None:
             procs.kill_all_under(self.base, 30)
@@ -144,6 +152,13 @@ class LocalCluster:
         """Value of /<namespace>/<scope>/<key> in etcd (None if absent or etcd is down)."""
         assert self.etcd is not None
         return self.etcd.get(f"/service/{self.scope}/{key}")
+
+    def dcs_client(self, name: str = "test", scope: str | None = None) -> Any:
+        """A howdah.dcs backend on this cluster's etcd, as member `name`."""
+        from howdah.dcs import open_backend
+        assert self.etcd is not None
+        return open_backend(self.dcs, {"hosts": self.etcd.host_port}, "/service/",
+                            scope or self.scope, name, 2.0)
 
     def primaries(self) -> list[AgentNode]:
         """Nodes whose REST API answers GET /primary with 200."""

@@ -40,6 +40,7 @@ class NodeSpec:
     timing: Timing = Timing()
     tags: dict[str, Any] = field(default_factory=dict)
     namespace: str = "/service/"
+    dcs: str = "etcd"  # the config section: etcd (v2 API) or etcd3
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def agent_config(spec: NodeSpec, extra: dict[str, Any] | None = None) -> dict[st
         "log": {"level": "INFO"},
         "restapi": {"listen": f"{host}:{spec.api_port}",
                     "connect_address": f"{host}:{spec.api_port}"},
-        "etcd": {"hosts": list(spec.etcd_hosts)},
+        spec.dcs: {"hosts": list(spec.etcd_hosts)},
         "bootstrap": {
             "dcs": {
                 "ttl": t.ttl, "loop_wait": t.loop_wait, "retry_timeout": t.retry_timeout,

@@ -24,8 +24,6 @@ from harness.config import PATRONI_VENV, REPO  # noqa: E402
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "patroni: runs the real Patroni 4.1.5 "
                             "(bench/.venv-patroni, created by bench/setup.sh)")
-    config.addinivalue_line("markers", "own_dcs: the test starts the DCS servers it needs "
-                            "itself; the local tier's --dcs pass does not run it again")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -33,8 +33,16 @@ def etcd_v2() -> Iterator[Opener]:
             "etcd", {"hosts": server.host_port}, "/service/", scope, name, 2.0)
 
 
+@contextmanager
+def etcd_v3() -> Iterator[Opener]:
+    with EtcdServer(v2=False) as server:
+        yield lambda name, scope: open_backend(
+            "etcd3", {"hosts": server.host_port}, "/service/", scope, name, 2.0)
+
+
 SERVERS: dict[str, Callable[[], ContextManager[Opener]]] = {
     "etcd": etcd_v2,
+    "etcd3": etcd_v3,
 }
 _scopes = itertools.count()
 

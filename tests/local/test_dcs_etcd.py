@@ -12,7 +12,7 @@ from harness import EtcdServer
 from howdah.dcs.base import DcsError
 from howdah.dcs.etcd2 import EtcdV2
 
-pytestmark = pytest.mark.local
+pytestmark = [pytest.mark.local, pytest.mark.own_dcs]
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ import pytest
 
 from harness import LocalCluster
 from harness.waiting import wait_for
-from howdah.dcs.etcd2 import EtcdV2
 
 pytestmark = pytest.mark.local
 
@@ -46,7 +45,7 @@ def test_standby_cluster_follows_fails_over_and_is_promoted(
              lambda: other.sql("SELECT count(*) FROM shipped") == [(3,)])
 
     assert standby.etcd is not None
-    dcs = EtcdV2({"hosts": standby.etcd.host_port}, "/service/", "standby", "test", 2.0)
+    dcs = standby.dcs_client(scope="standby")
     view = dcs.get_cluster()
     config = {k: v for k, v in view.config.items() if k != "standby_cluster"}
     assert dcs.write_config(config, view.config_index)

@@ -11,7 +11,6 @@ import pytest
 
 from harness import LocalCluster
 from harness.waiting import wait_for
-from howdah.dcs.etcd2 import EtcdV2
 
 pytestmark = pytest.mark.local
 
@@ -24,7 +23,7 @@ def test_switchover_hands_the_lock_to_the_named_member(
     target = next(n for n in c.nodes if n is not old)
     old.sql("CREATE TABLE sw (v int)")
     assert c.etcd is not None
-    client = EtcdV2({"hosts": c.etcd.host_port}, "/service/", c.scope, "test", 2.0)
+    client = c.dcs_client()
     with c.writer_probe(0.02) as probe:
         time.sleep(1)
         assert client.write_failover({"leader": old.name, "member": target.name})
@@ -60,7 +59,7 @@ def test_switchover_to_a_replica_missing_wal_is_called_off(
         old.sql("CREATE TABLE missed AS SELECT g, repeat('x', 100) AS pad "
                 "FROM generate_series(1, 60000) g")
         assert c.etcd is not None
-        client = EtcdV2({"hosts": c.etcd.host_port}, "/service/", c.scope, "test", 2.0)
+        client = c.dcs_client()
         assert client.write_failover({"leader": old.name, "member": target.name})
         wait_for("the failover key cleared", lambda: json.loads(
             c.dcs_key("failover") or "{}") == {}, 120)

@@ -15,6 +15,7 @@ from howdah.dcs.base import Dcs
 # config section -> "module:class"
 BACKENDS: dict[str, str] = {
     "etcd": "howdah.dcs.etcd2:EtcdV2",
+    "etcd3": "howdah.dcs.etcd3:Etcd3",
 }
 # sections Patroni knows that Howdah does not implement (the config says so)
 UNSUPPORTED = ("consul", "zookeeper", "exhibitor", "raft")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Mapping, Sequence, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Callable, Mapping, TypeVar
 
 from howdah.dcs import _nodns  # noqa: F401  (before python-etcd)
 import etcd
@@ -15,6 +14,7 @@ import urllib3.util
 
 from howdah.core.models import ClusterView
 from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps
+from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
 logging.getLogger("etcd.client").setLevel(logging.CRITICAL)  # we log failures ourselves
@@ -24,27 +24,6 @@ CONNECTION_ERRORS = (
     urllib3.exceptions.HTTPError,
     OSError,
 )
-
-
-def parse_hosts(cfg: Mapping[str, Any]) -> tuple[str, list[tuple[str, int]]]:
-    """(protocol, [(host, port)]) from an `etcd` config section."""
-    protocol = str(cfg.get("protocol") or "http")
-    if cfg.get("url"):
-        parts = urlsplit(str(cfg["url"]))
-        return parts.scheme or protocol, [(parts.hostname or "", parts.port or 2379)]
-    raw = cfg.get("hosts") or cfg.get("host") or "127.0.0.1:2379"
-    items = raw if isinstance(raw, list) else str(raw).split(",")
-    hosts = []
-    for item in items:
-        item = str(item).strip()
-        if "://" in item:
-            parts = urlsplit(item)
-            protocol = parts.scheme
-            hosts.append((parts.hostname or "", parts.port or 2379))
-            continue
-        host, _, port = item.rpartition(":")
-        hosts.append((host or item, int(port) if host else 2379))
-    return protocol, hosts
 
 
 class EtcdV2:
@@ -65,8 +44,9 @@ class EtcdV2:
         self.name = name
         self.timeout = request_timeout
         auth: dict[str, Any] = {}
-        if cfg.get("username"):
-            auth = {"username": cfg["username"], "password": cfg.get("password")}
+        user, password = url_credentials(cfg)
+        if user:
+            auth = {"username": user, "password": password}
         tls: dict[str, Any] = {}
         if cfg.get("cacert"):
             tls["ca_cert"] = cfg["cacert"]
@@ -278,6 +258,3 @@ class EtcdV2:
                 return True
             index = int(ev.modifiedIndex) + 1
 
-
-def hosts_desc(hosts: Sequence[tuple[str, int]]) -> str:
-    return ",".join(f"{h}:{p}" for h, p in hosts)
