@@ -15,10 +15,11 @@ from .etcd import EtcdServer
 from .node import AgentNode
 from .ports import Reservation
 from .probe import WriterProbe, Write
+from .tls import CertPair, TestCA
 from .waiting import wait_until
 
 __all__ = [
-    "AgentNode", "EtcdServer", "KINDS", "LocalCluster", "NodeSpec", "Reservation",
-    "Timing", "Write", "WriterProbe", "agent_command", "agent_config", "deep_merge",
+    "AgentNode", "CertPair", "EtcdServer", "KINDS", "LocalCluster", "NodeSpec", "Reservation",
+    "TestCA", "Timing", "Write", "WriterProbe", "agent_command", "agent_config", "deep_merge",
     "sweep_stale", "wait_until",
 ]
