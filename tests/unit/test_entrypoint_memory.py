@@ -36,7 +36,7 @@ def test_no_cgroup(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "limit, shared, connections",
     [
-        (None, "128MB", 100),
+        (None, "32768MB", 1000),  # no limit: Spilo's rule on the 128 GiB host
         (GiB, "256MB", 102),
         (4 * GiB, "1024MB", 409),
         (64 * 1024 * 1024, "16MB", 30),
@@ -50,6 +50,27 @@ def test_sizing(limit: int | None, shared: str, connections: int) -> None:
 
 def test_limit_above_host_memory_counts_as_none() -> None:
     assert memory.sizing(32 * GiB, host_total=16 * GiB).limit_bytes is None
+
+
+@pytest.mark.parametrize(
+    "host, kubernetes, shared, connections",
+    [
+        # Spilo's rule without a limit: a quarter of the host (a fifth on Kubernetes),
+        # one connection per 30 MiB, at least 100, at most 1000.
+        (16 * GiB, False, "4096MB", 546),
+        (16 * GiB, True, "3276MB", 546),
+        (2 * GiB, False, "512MB", 100),
+        (64 * GiB, False, "16384MB", 1000),
+    ],
+)
+def test_no_limit_sizes_from_host_memory(host: int, kubernetes: bool, shared: str, connections: int) -> None:
+    for limit in (None, 2 * host):  # no limit, or one above the machine's memory
+        result = memory.sizing(limit, host_total=host, kubernetes=kubernetes)
+        assert (result.limit_bytes, result.shared_buffers, result.max_connections) == (None, shared, connections)
+
+
+def test_no_limit_and_unknown_host_memory_keeps_postgres_defaults() -> None:
+    assert memory.sizing(None, host_total=None) == memory.MemorySizing(None, "128MB", 100)
 
 
 def test_detect_reads_both(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Memory-based defaults: read the container's memory limit (cgroup v1 or v2).
 
-``shared_buffers`` is a quarter of the limit and ``max_connections`` grows with it.  With no
-limit (or one larger than the machine) PostgreSQL's own defaults are kept, because several
-containers usually share the host and each would otherwise claim a quarter of all of it.
+With a limit, ``shared_buffers`` is a quarter of it and ``max_connections`` grows with it (a
+tenth of the limit in MiB, 30..1000).  With no limit (or one larger than the machine) the host's
+memory is used as Spilo does: a quarter of it (a fifth under Kubernetes) for ``shared_buffers``
+and one connection per 30 MiB, 100..1000.
 """
 from __future__ import annotations
 
@@ -52,15 +53,21 @@ def cgroup_memory_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int | Non
     return None
 
 
-def sizing(limit: int | None, host_total: int | None = None) -> MemorySizing:
-    """shared_buffers = limit / 4 (>= 16MB); max_connections = limit in MiB / 10, 30..1000."""
+def sizing(limit: int | None, host_total: int | None = None, kubernetes: bool = False) -> MemorySizing:
+    """With a limit: shared_buffers = limit / 4 (>= 16MB), max_connections = limit in MiB / 10,
+    30..1000.  Without one: Spilo's rule on the host's memory (see the module docstring)."""
     if limit is None or (host_total is not None and limit >= host_total):
-        return MemorySizing(None, "128MB", 100)
+        if not host_total:
+            return MemorySizing(None, "128MB", 100)
+        mib = host_total // MiB
+        shared = max(16, mib // (5 if kubernetes else 4))
+        return MemorySizing(None, f"{shared}MB", min(1000, max(100, mib // 30)))
     mib = limit // MiB
     shared = max(16, mib // 4)
     connections = min(1000, max(30, mib // 10))
     return MemorySizing(limit, f"{shared}MB", connections)
 
 
-def detect(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_root: Path = Path("/proc")) -> MemorySizing:
-    return sizing(cgroup_memory_limit(cgroup_root), host_memory(proc_root))
+def detect(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_root: Path = Path("/proc"),
+           kubernetes: bool = False) -> MemorySizing:
+    return sizing(cgroup_memory_limit(cgroup_root), host_memory(proc_root), kubernetes)

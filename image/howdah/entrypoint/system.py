@@ -19,7 +19,7 @@ POSTGRES = "postgres"
 
 
 def facts() -> Facts:
-    return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect(),
+    return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect(kubernetes=bool(os.environ.get("KUBERNETES_SERVICE_HOST"))),
                  pg_majors=pgversion.installed_majors(), read_data_major=pgversion.data_major)
 
 
