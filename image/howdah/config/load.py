@@ -105,6 +105,12 @@ def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 def apply_env(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+    for section in UNSUPPORTED:
+        prefix = f"PATRONI_{section.upper()}_"
+        for var in sorted(env):
+            if var.startswith(prefix) and env[var] != "":
+                raise ConfigError(var, f"DCS {section!r} is not supported; use "
+                                  + " or ".join(f"`{k}`" for k in SUPPORTED_DCS))
     for var, path in ENV_MAP:
         if var in env and env[var] != "":
             _set(tree, path, env[var])

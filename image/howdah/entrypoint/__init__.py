@@ -3,7 +3,7 @@
 Run as ``howdah-entrypoint`` (the image's ENTRYPOINT).  Modules:
 
 * ``values``   - parsers for one variable (ports, booleans, host lists, URLs, YAML);
-* ``dcs``      - ETCD_HOST / ETCD_HOSTS / ETCD_URL, DCS_ENABLE_KUBERNETES_API, or a local etcd;
+* ``dcs``      - ETCD3_* / ETCD_* (host, hosts, url, proxy, SRV), DCS_ENABLE_KUBERNETES_API, or a local etcd;
 * ``memory``   - cgroup v1/v2 memory limit -> shared_buffers and max_connections;
 * ``settings`` - the whole environment validated into one frozen Settings;
 * ``merge``    - SPILO_CONFIGURATION / HOWDAH_CONFIGURATION deep merge (rules below);

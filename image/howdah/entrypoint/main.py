@@ -36,6 +36,7 @@ def prepare_node() -> settings.Settings:
     env = dict(os.environ)
     s = settings.load(env, system.facts())
     files = render.render_all(s)
+    render.check_agent_config(files["howdah.yml"][0], env)
     system.drop_root([s.home + "/pgdata", s.run_dir, "/var/run/postgresql"])
     system.ensure_passwd_entry(s.home)
     system.prepare_dirs(s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jinja2
 import yaml
@@ -63,6 +63,21 @@ def agent_config(s: Settings, env: jinja2.Environment) -> dict[str, Any]:
         except MergeError as exc:
             raise EnvError(variable, str(exc), "see configs/README.md for the merge rules") from None
     return config
+
+
+def check_agent_config(text: str, env: Mapping[str, str]) -> None:
+    """Validate the rendered agent YAML as the agent will (with its PATRONI_* overrides), so a
+    config the agent would refuse stops the container now, with one line, instead of making
+    supervisord restart the agent over and over."""
+    from howdah.config.load import ConfigError, apply_env, validate
+
+    tree = yaml.safe_load(text)
+    try:
+        apply_env(tree, env)
+        validate(tree)
+    except ConfigError as exc:
+        raise EnvError(f"agent config field {exc.field}", str(exc).split(": ", 1)[-1],
+                       "fix the variable, SPILO_CONFIGURATION or HOWDAH_CONFIGURATION that sets it") from None
 
 
 def pgbouncer_settings(s: Settings) -> tuple[dict[str, str], dict[str, Any]]:

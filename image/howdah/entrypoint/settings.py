@@ -25,6 +25,8 @@ class Facts:
     # Majors whose binaries the image has (empty: do not check), and PGDATA -> its PG_VERSION.
     pg_majors: tuple[str, ...] = ()
     read_data_major: Callable[[str], str | None] = lambda _pgdata: None
+    # DNS name -> ["host:port", ...] from its SRV records (ETCD*_DISCOVERY_DOMAIN)
+    srv: Callable[[str], list[str]] = dcs.no_srv
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def load(env: Env, facts: Facts) -> Settings:
     pgroot = get(env, "PGROOT", f"{home}/pgdata/pgroot")
     pgdata = get(env, "PGDATA", f"{pgroot}/data")
     pgversion = pgmajor.choose(get(env, "PGVERSION"), pgdata, facts.pg_majors, facts.read_data_major)
-    store = dcs.from_env(env)
+    store = dcs.from_env(env, facts.ip, facts.srv)
     scope = get(env, "SCOPE")
     if not scope:
         if store.kind != "local":
@@ -139,6 +141,7 @@ def load(env: Env, facts: Facts) -> Settings:
                            "set SCOPE to the cluster name shared by all its members")
         scope = "demo"
     overlays = [(n, values.yaml_mapping(env, n)) for n in ("SPILO_CONFIGURATION", "HOWDAH_CONFIGURATION")]
+    dcs.refuse_unsupported({}, overlays)
     pgbouncer, pgbouncer_settings = _pgbouncer(env)
     s3 = _s3(env)
     namespace = get(env, "NAMESPACE", "/service/")
