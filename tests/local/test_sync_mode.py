@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from typing import Any, Callable
 
 import pytest
@@ -37,3 +39,72 @@ def test_only_the_synchronous_standby_takes_over(local_cluster: Callable[..., Lo
     new = c.wait_leader(120, exclude=[leader.name])
     assert new.name == sync_name, "only the synchronous standby may take over"
     assert new.sql("SELECT count(*) FROM acked") == [(100,)]
+
+
+def _sync_key(c: LocalCluster) -> dict[str, Any]:
+    try:
+        value = json.loads(c.dcs_key("sync") or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _received(node: Any) -> int:
+    rows = node.sql("SELECT COALESCE(pg_last_wal_receive_lsn() - '0/0', 0)::bigint")
+    return int(rows[0][0])
+
+
+def _api_received(node: Any) -> int:
+    code, body = node.api("/patroni")
+    xlog = body.get("xlog") if code == 200 and isinstance(body, dict) else None
+    return int((xlog or {}).get("received_location") or 0)
+
+
+def test_async_replica_ahead_of_the_sync_standby_does_not_block_failover(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    """Issue 10 item 3: the asynchronous replica received a few bytes the
+    synchronous standby did not (a commit with synchronous_commit=local while
+    the leader's WAL sender to the standby was stopped); the leader dies.  Only the sync
+    standby may promote, and it must: before the fix nobody did."""
+    c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
+                      extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
+    leader = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    wait_for("a synchronous standby in the sync key",
+             lambda: _sync_key(c).get("leader") == leader.name and _sync_key(c).get("sync_standby"))
+    sync_name = _sync_key(c)["sync_standby"]
+    sync = c.node(sync_name)
+    other = next(n for n in c.nodes if n.name not in (sync_name, leader.name))
+    wait_for("the sync standby confirmed in pg_stat_replication",
+             lambda: (sync_name, "sync") in leader.sql(
+                 "SELECT application_name, sync_state FROM pg_stat_replication"))
+    leader.sql("CREATE TABLE acked (v int)")
+    leader.sql("INSERT INTO acked SELECT generate_series(1, 10)")
+    # the leader's WAL sender to the sync standby stops sending (a receiver
+    # stopped instead would still read what the kernel buffered)
+    sender = int(leader.sql("SELECT pid FROM pg_stat_replication WHERE application_name = %s",
+                            (sync_name,))[0][0])
+    os.kill(sender, signal.SIGSTOP)
+    try:
+        conn = leader.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET synchronous_commit = local")
+                cur.execute("CREATE TABLE not_acked AS SELECT generate_series(1, 1000) AS v")
+                cur.execute("SELECT pg_current_wal_lsn() - '0/0'")
+                end = int(cur.fetchone()[0])
+        finally:
+            conn.close()
+        wait_for(f"{other.name} received the unacknowledged WAL",
+                 lambda: _received(other) >= end, 60)
+        wait_for(f"{other.name}'s /patroni reporting it", lambda: _api_received(other) >= end, 60)
+        assert _received(sync) < end
+        leader.kill9()
+    finally:
+        try:
+            os.kill(sender, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    new = c.wait_leader(120, exclude=[leader.name])
+    assert new.name == sync_name, "only the synchronous standby may take over"
+    assert new.sql("SELECT count(*) FROM acked") == [(10,)]

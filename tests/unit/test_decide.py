@@ -247,3 +247,32 @@ def test_a_clonefrom_replica_is_the_clone_source() -> None:
     stopped = (member("a"), member("b"), member("c", state="stopped", clonefrom=True))
     d = decide(view("a", members=stopped), local(p=EMPTY), (), S, NOW)
     assert (d.goal, d.target) == (Goal.CREATE_REPLICA, "a")
+
+
+SYNC_VIEW = ClusterView(initialize="42", leader=None, members=MEMBERS, optime=100,
+                        sync_leader="a", sync_standbys=("b",), sync_index=7)
+SYNC_S = Settings(ttl=30, loop_wait=10, retry_timeout=10, maximum_lag_on_failover=1000,
+                  use_pg_rewind=True, synchronous_mode=True)
+
+
+def test_sync_standby_races_though_an_async_replica_received_more() -> None:
+    """Issue 10 item 3: c (asynchronous) is a few bytes ahead of b (the sync
+    standby): c may not promote, so b must not wait for it."""
+    d = decide(SYNC_VIEW, local("b", pg(wal=100)), [DOWN, peer("c", 140)], SYNC_S, NOW)
+    assert (d.goal, d.reason) == (Goal.RACE, Reason.HEALTHIEST)
+    d = decide(SYNC_VIEW, local("c", pg(wal=140)), [DOWN, peer("b", 100)], SYNC_S, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.NOT_SYNC)
+
+
+def test_sync_standbys_are_ranked_among_themselves() -> None:
+    v = ClusterView(initialize="42", leader=None, members=MEMBERS, optime=100,
+                    sync_leader="a", sync_standbys=("b", "c"), sync_index=7)
+    d = decide(v, local("b", pg(wal=100)), [DOWN, peer("c", 140)], SYNC_S, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.PEER_AHEAD)
+    d = decide(v, local("c", pg(wal=140)), [DOWN, peer("b", 100)], SYNC_S, NOW)
+    assert d.goal == Goal.RACE
+
+
+def test_former_leader_ahead_does_not_stop_the_sync_standby() -> None:
+    d = decide(SYNC_VIEW, local("b", pg(wal=100)), [peer("a", 150), peer("c", 90)], SYNC_S, NOW)
+    assert d.goal == Goal.RACE

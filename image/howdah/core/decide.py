@@ -216,13 +216,31 @@ def _no_leader(
         replayed=pg.replayed,
         priority=priority_of(local.tags),
     )
-    ahead = better_peers(me, [from_peer(p) for p in peers if p.name != local.name])
+    ahead = better_peers(me, [from_peer(p) for p in _rivals(view, local, peers, settings)])
     if ahead:
         names = ", ".join(sorted(p.name for p in ahead))
         if primary:
             return Decision(G.DEMOTE, R.PEER_AHEAD, f"primary without the lock and {names} ahead")
         return Decision(G.STAY_BEHIND, R.PEER_AHEAD, f"no leader, but {names} is ahead of me")
     return Decision(G.RACE, R.HEALTHIEST, "no leader and I am the healthiest: taking the lock")
+
+
+def _rivals(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
+            settings: Settings) -> list[PeerStatus]:
+    """The peers I am ranked against in the race.
+
+    In synchronous mode only the standbys in the sync key have every
+    acknowledged commit, so only they compete, among themselves: an
+    asynchronous replica that received a few more bytes (commits nobody
+    acknowledged) must not hold a synchronous standby back, since it may
+    not promote itself either.  The former leader does not compete: any WAL
+    it has beyond the sync standbys was never acknowledged.
+    """
+    others = [p for p in peers if p.name != local.name]
+    if settings.synchronous_mode and view.sync_leader is not None:
+        listed = set(view.sync_standbys)
+        others = [p for p in others if p.name in listed and p.name != view.sync_leader]
+    return others
 
 
 def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decision:
