@@ -179,11 +179,12 @@ def test_dcs_loss_demotes_before_lease_expiry() -> None:
         assert d.goal == Goal.DEMOTE
 
 
-def test_dead_leader_is_evicted_only_from_a_running_replica() -> None:
-    d = decide(view("a"), local(p=pg(upstream="a:5432"), leader_dead=True), (), S, NOW)
-    assert (d.goal, d.reason) == (Goal.EVICT_DEAD_LEADER, Reason.LEADER_DEAD)
-    d = decide(view("a"), local(p=pg(running=False), leader_dead=True), (), S, NOW)
-    assert d.goal != Goal.EVICT_DEAD_LEADER
+def test_a_replica_whose_stream_broke_never_touches_a_held_lock() -> None:
+    """Issue 10 item 5: refused connections prove nothing; only the lease decides."""
+    d = decide(view("a"), local(p=pg(upstream="a:5432")), (), S, NOW)
+    assert d.goal == Goal.REPLICATE
+    assert "evict_dead_leader" not in {g.value for g in Goal}
+    assert not hasattr(local(), "leader_dead")
 
 
 def fo_view(holder: str | None = "b", **failover: object) -> ClusterView:

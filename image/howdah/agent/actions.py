@@ -77,15 +77,6 @@ class Executor:
         self.dcs.release_leader()
         return True
 
-    def evict_leader(self, d: Decision) -> bool:
-        leader = self.mem.view.leader
-        if leader is None:
-            return True
-        if self.dcs.evict_leader(leader.name, leader.index):
-            log.warning("removed the lock of %s: its agent and postgres are gone", leader.name)
-            self.wake.set()
-        return True
-
     def stop_for_handover(self, d: Decision) -> bool:
         log.info("switchover to %s: stopping postgres", d.target)
         self.mem.role = Role.DEMOTED

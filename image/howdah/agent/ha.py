@@ -15,7 +15,7 @@ from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Control
 from howdah.agent.fence import LeaseFile
 from howdah.agent.fence import spawn as spawn_fence
-from howdah.agent.peers import fetch_peers, leader_gone
+from howdah.agent.peers import fetch_peers
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.api.status import NodeStatus
@@ -143,9 +143,6 @@ class Agent:
         self.executor.ticket = ticket
         local = replace(to_local(self.cfg.name, self.mem, pg, task, result, self.tags),
                         wall=time.time(), request=ticket.kind.value if ticket else None)
-        if (self.mem.dcs_ok and not i_lead and view.leader_member is not None and pg.running
-                and pg.in_recovery and not pg.streaming and task is None):
-            local = replace(local, leader_dead=leader_gone(view.leader_member))
         decision = decide(view, local, peers, self.settings, now)
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)

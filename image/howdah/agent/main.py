@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.wake.set()
 
     def watch_api() -> None:
-        # Peers treat a refused REST port (with a refused postgres port) as a
-        # dead leader, so the agent must never run on without its API.
+        # Without its API the agent cannot be checked or managed: never run on without it.
         while not agent.stopping.wait(1.0):
             if not api.is_alive():
                 logging.getLogger("howdah").critical("REST API thread died: shutting down")

@@ -60,23 +60,3 @@ def fetch_peers(members: Sequence[Member], me: str) -> tuple[PeerStatus, ...]:
         t.join(TIMEOUT + 1)
     return tuple(results)
 
-
-def refuses(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True only when the host answers that nothing listens on the port."""
-    import socket
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False  # a timeout or unreachable host proves nothing
-
-
-def leader_gone(member: Member) -> bool:
-    """Both the leader's REST API and its postgres refuse connections."""
-    from urllib.parse import urlsplit
-    api, pg = urlsplit(member.api_url), urlsplit(member.conn_url)
-    if not api.hostname or not pg.hostname:
-        return False
-    return refuses(api.hostname, api.port or 8008) and refuses(pg.hostname, pg.port or 5432)

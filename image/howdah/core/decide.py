@@ -249,10 +249,6 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
     pg = local.pg
     if pg.running and not pg.in_recovery:
         return Decision(G.DEMOTE, R.LOST_LOCK, f"demoting: {leader} holds the lock", target=leader)
-    if local.leader_dead and pg.running:
-        return Decision(
-            G.EVICT_DEAD_LEADER, R.LEADER_DEAD,
-            f"{leader}'s agent and postgres refuse connections: removing its lock", leader)
     upstream = _upstream(view, local, leader)
     if not pg.running:
         if local.rewind_failed:

@@ -184,8 +184,5 @@ class LocalState:
     tags: Mapping[str, Any] = field(default_factory=dict)
     rewind_failed: bool = False
     basebackup_failures: int = 0
-    # The leader's agent and postgres both refused connections while our WAL
-    # stream from it was down: nothing is listening there, it cannot write.
-    leader_dead: bool = False
     wall: float = 0.0  # wall-clock seconds, for scheduled switchovers
     request: str | None = None  # "restart", "reload" or "reinitialize" asked through the API

@@ -25,7 +25,6 @@ class Action(str, enum.Enum):
     PROMOTE = "promote"
     DEMOTE = "demote"
     FOLLOW = "follow"
-    EVICT_LEADER = "evict_leader"
     STOP_FOR_HANDOVER = "stop_for_handover"
     HAND_LOCK = "hand_lock"
     CLEAR_FAILOVER = "clear_failover"
@@ -64,7 +63,6 @@ class Goal(str, enum.Enum):
     CREATE_REPLICA = "create_replica"
     WAIT_LEADER = "wait_leader"
     SYSID_MISMATCH = "sysid_mismatch"
-    EVICT_DEAD_LEADER = "evict_dead_leader"
     KEEP_WAITING = "keep_waiting"
     PAUSED = "paused"
     PAUSED_LEAD = "paused_lead"
@@ -132,9 +130,6 @@ TRANSITIONS: dict[Goal, tuple[Action, ...]] = {
     Goal.WAIT_LEADER: (),
     # Our data belongs to another cluster: refuse to touch it.
     Goal.SYSID_MISMATCH: (),
-    # The lock holder's agent and postgres refuse connections: delete its key
-    # (compare-and-delete on its index, so a live leader's renewal wins).
-    Goal.EVICT_DEAD_LEADER: (A.EVICT_LEADER,),
     # DCS unreachable but the lease still has time: retry the DCS soon.
     Goal.KEEP_WAITING: (),
     # Maintenance mode: the agent changes nothing.
@@ -186,7 +181,6 @@ class Reason(str, enum.Enum):
     NO_LEADER = "no_leader"
     LEADER_NOT_READY = "leader_not_ready"
     SYSID_MISMATCH = "sysid_mismatch"
-    LEADER_DEAD = "leader_dead"
     SWITCHOVER = "switchover"
     MANUAL_FAILOVER = "manual_failover"
     FAILOVER_STALE = "failover_stale"
