@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from typing import Any, Callable
 
 import pytest
@@ -108,3 +109,45 @@ def test_async_replica_ahead_of_the_sync_standby_does_not_block_failover(
     new = c.wait_leader(120, exclude=[leader.name])
     assert new.name == sync_name, "only the synchronous standby may take over"
     assert new.sql("SELECT count(*) FROM acked") == [(10,)]
+
+
+def _in_recovery(node: Any) -> bool | None:
+    try:
+        conn = node.connect(connect_timeout=1)
+    except Exception:  # noqa: BLE001 - not up
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            return bool(cur.fetchone()[0])
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        conn.close()
+
+
+def test_new_leader_owns_the_sync_key_before_it_can_acknowledge_a_commit(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    """Issue 10 item 2: the sync key must name the new leader (no standby yet)
+    before its postgres leaves recovery; before the fix it was rewritten a
+    cycle after the promotion, while the node already took commits that the
+    key's old pair did not have.  Samples are taken in that order: first is
+    it a primary, then the key, so a correct agent can never fail this."""
+    c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
+                      extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
+    leader = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    wait_for("a synchronous standby in the sync key",
+             lambda: _sync_key(c).get("leader") == leader.name and _sync_key(c).get("sync_standby"))
+    sync = c.node(_sync_key(c)["sync_standby"])
+    leader.kill9()
+    deadline = time.monotonic() + 120
+    seen: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        if _in_recovery(sync) is False:
+            seen = _sync_key(c)
+            break
+        time.sleep(0.01)
+    assert seen is not None, "the synchronous standby never promoted\n" + c.dump_logs(40)
+    assert seen.get("leader") == sync.name, f"primary while the sync key still said {seen}"
+    assert c.wait_leader(60).name == sync.name

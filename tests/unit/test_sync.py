@@ -47,3 +47,11 @@ def test_only_listed_standbys_may_promote_in_synchronous_mode() -> None:
     assert not may_promote("b", "l", (), True), "an empty key means no standby has every commit"
     assert may_promote("b", None, (), True), "no key yet: asynchronous rules"
     assert may_promote("b", "l", ("a",), False)
+
+
+def test_a_standby_joins_the_key_only_once_it_caught_up() -> None:
+    """It must have the commits acknowledged before ssn named it."""
+    rows = [rep("a", "sync"), rep("b")]
+    assert plan((), ("a",), rows, TAGS, 1, caught_up=set()) is None
+    step = plan((), ("a",), rows, TAGS, 1, caught_up={"a"})
+    assert step is not None and step.key == ("a",)

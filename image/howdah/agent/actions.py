@@ -44,6 +44,9 @@ class Executor:
         self.clock = clock
         self.settings = Settings()
         self._slot_members: set[str] = set()
+        # WAL position once synchronous_standby_names last changed: a standby
+        # that flushed past it has every commit acknowledged so far
+        self._ssn_floor: int | None = None
 
     def run(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
@@ -276,19 +279,30 @@ class Executor:
                 self.dcs.write_sync(me, (), view.sync_index)
                 return True
             tags = {m.name: dict(m.tags) for m in view.members}
+            if self._ssn_floor is None:
+                self._ssn_floor = self._current_lsn()
+            flushed = snap.flushed if snap else {}
+            caught_up = {n for n, lsn in flushed.items() if lsn >= self._ssn_floor}
             step = sync_plan(key, self.pg.db.sync_standby_names(),
-                             snap.replication if snap else (), tags, s.synchronous_node_count)
+                             snap.replication if snap else (), tags, s.synchronous_node_count,
+                             caught_up)
             if step is None:
                 return True
             log.info("synchronous replication: %s", step.detail)
             if step.key is not None:
-                self.dcs.write_sync(me, step.key, view.sync_index)
+                if not self.dcs.write_sync(me, step.key, view.sync_index):
+                    return True  # changed under us: the next cycle plans again
             if step.ssn is not None:
+                self._ssn_floor = None
                 self.pg.db.set_sync_standby_names(
                     ssn_value(step.ssn, s.synchronous_node_count, s.synchronous_mode_strict))
+                self._ssn_floor = self._current_lsn()
         except Exception as exc:  # the next cycle tries again
             log.warning("could not manage synchronous replication: %s", exc)
         return True
+
+    def _current_lsn(self) -> int:
+        return int(self.pg.db.execute("SELECT pg_current_wal_lsn() - '0/0'")[0][0])
 
     # ---- postgres ----------------------------------------------------------
     def _member_url(self, view: ClusterView, name: str | None) -> str | None:
@@ -371,9 +385,10 @@ class Executor:
             self.follow_remote(d)
             self.announce(Role.STANDBY_LEADER)
             return True
+        self._ssn_floor = None
+        if self.settings.synchronous_mode and not self._sync_before_promote():
+            return False
         self.mem.state = "promoting"
-        if self.settings.synchronous_mode:
-            self._reset_sync_names()
         ok = self.pg.promote()
         if ok:
             self.mem.role = Role.PRIMARY
@@ -387,15 +402,22 @@ class Executor:
             self.write_status(d)
         return ok
 
-    def _reset_sync_names(self) -> None:
-        """Standbys named by the previous leader must not hold up (or, once out
-        of date, falsely acknowledge) our commits: start from nobody."""
-        s = self.settings
+    def _sync_before_promote(self) -> bool:
+        """Synchronous mode: before the first commit this node could acknowledge,
+        the sync key names it as leader with no synchronous standby (compare-
+        and-swap on the key we read: nobody else may then promote), and its
+        synchronous_standby_names, reloaded, is no weaker than that: nobody,
+        or '*' in strict mode.  Either failing: no promotion this cycle."""
+        s, view, me = self.settings, self.mem.view, self.pg.name
+        if not self.dcs.write_sync(me, (), view.sync_index):
+            log.warning("not promoting: the sync key changed under us; retrying next cycle")
+            return False
         try:
-            self.pg.db.execute("ALTER SYSTEM SET synchronous_standby_names = %s",
-                               (ssn_value((), 1, s.synchronous_mode_strict),))
+            self.pg.db.set_sync_standby_names(ssn_value((), 1, s.synchronous_mode_strict))
         except Exception as exc:
-            log.warning("could not reset synchronous_standby_names: %s", exc)
+            log.warning("not promoting: could not set synchronous_standby_names: %s", exc)
+            return False
+        return True
 
     def _checkpoint(self) -> None:
         try:

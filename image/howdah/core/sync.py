@@ -13,7 +13,7 @@ true the leader changes things in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from howdah.core.models import truthy
 
@@ -50,11 +50,19 @@ def candidates(replication: Sequence[Mapping[str, Any]],
 
 
 def plan(key: Sequence[str], ssn: Sequence[str], replication: Sequence[Mapping[str, Any]],
-         tags: Mapping[str, Mapping[str, Any]], count: int) -> SyncStep | None:
-    """The next safe step from (key, ssn) towards the wanted synchronous set."""
+         tags: Mapping[str, Mapping[str, Any]], count: int,
+         caught_up: Collection[str] | None = None) -> SyncStep | None:
+    """The next safe step from (key, ssn) towards the wanted synchronous set.
+
+    A standby joins the key only once postgres reports it synchronous and,
+    when `caught_up` is given, it is in it: it flushed the WAL written up to
+    the moment synchronous_standby_names started to name it, so it also has
+    the commits acknowledged before then."""
     usable = candidates(replication, tags)
     sync_now = {str(r.get("application_name")) for r in replication
                 if r.get("sync_state") in ("sync", "quorum")}
+    if caught_up is not None:
+        sync_now &= set(caught_up)
     wanted = [n for n in key if n in usable][:count]
     for name in usable:
         if len(wanted) >= count:

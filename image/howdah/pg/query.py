@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,8 @@ SELECT pg_is_in_recovery(),
 """
 
 REPLICATION_SQL = """
-SELECT usename, application_name, client_addr::text, state, sync_state, sync_priority
+SELECT usename, application_name, client_addr::text, state, sync_state, sync_priority,
+       COALESCE(flush_lsn - '0/0', 0)::bigint
   FROM pg_stat_replication
 """
 
@@ -51,6 +53,8 @@ class Snapshot:
     receiver_status: str | None
     pending_restart: bool
     replication: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # application_name -> flush LSN of each WAL sender's standby (not published)
+    flushed: dict[str, int] = field(default_factory=dict)
 
 
 class LocalDb:
@@ -88,9 +92,23 @@ class LocalDb:
         value = str(self.execute("SHOW synchronous_standby_names")[0][0] or "")
         return parse_ssn(value)
 
-    def set_sync_standby_names(self, value: str) -> None:
+    def set_sync_standby_names(self, value: str, timeout: float = 5.0) -> None:
+        """ALTER SYSTEM and reload, then wait until a new session sees the value
+        (the reload reaches backends asynchronously); raises if it does not."""
         self.execute("ALTER SYSTEM SET synchronous_standby_names = %s", (value,))
         self.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while True:
+            probe = LocalDb(self.params)
+            try:
+                seen = str(probe.execute("SHOW synchronous_standby_names")[0][0] or "")
+            finally:
+                probe.close()
+            if seen == value:
+                return
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"synchronous_standby_names is still {seen!r} after the reload")
+            time.sleep(0.05)
 
     def checkpoint(self) -> None:
         self.execute("CHECKPOINT")
@@ -118,7 +136,8 @@ class LocalDb:
             server_version=int(row[9]),
             receiver_status=row[10],
             pending_restart=bool(row[11]),
-            replication=tuple(dict(zip(cols, r)) for r in repl),
+            replication=tuple(dict(zip(cols, r[:6])) for r in repl),
+            flushed={str(r[1]): int(r[6] or 0) for r in repl},
         )
 
     def physical_slots(self) -> dict[str, int]:
