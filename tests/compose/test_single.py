@@ -53,6 +53,7 @@ def test_random_uid_without_passwd_entry(run: Any) -> None:
     ({"PGPORT": "five"}, "PGPORT"),
     ({"SCOPE": "c", "ETCD_URL": "http://:2379"}, "ETCD_URL"),
     ({"SPILO_CONFIGURATION": "postgresql: {parameters: [x"}, "SPILO_CONFIGURATION"),
+    ({"SCOPE": "c", "ZOOKEEPER_HOSTS": "zk1:2181,zk2:2181"}, "ZOOKEEPER_HOSTS"),
 ])
 def test_bad_variable_stops_the_container_with_one_line(client: docker.DockerClient, image: str,
                                                         env: dict[str, str], variable: str) -> None:

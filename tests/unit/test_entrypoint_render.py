@@ -43,7 +43,7 @@ def test_supervisord_programs() -> None:
     demo.read_string(files()["supervisord.conf"])
     assert {"program:etcd", "program:howdah"} <= set(demo.sections())
     assert "program:pgbouncer" not in demo.sections()
-    assert "--enable-v2=true" in demo["program:etcd"]["command"]
+    assert "--enable-v2=false" in demo["program:etcd"]["command"]
     assert int(demo["program:etcd"]["priority"]) < int(demo["program:howdah"]["priority"])
     node = configparser.ConfigParser(interpolation=None)
     node.read_string(files(SCOPE="c", ETCD_HOST="etcd", PGBOUNCER="1", HOWDAH_STOP_TIMEOUT="80")["supervisord.conf"])

@@ -57,7 +57,7 @@ def test_bad_variable(env: dict[str, str], variable: str) -> None:
 def test_defaults_one_container_demo() -> None:
     s = load()
     assert s.dcs.kind == "local" and s.local_etcd
-    assert s.dcs.section() == {"etcd": {"host": dcs.LOCAL_ETCD}}
+    assert s.dcs.section() == {"etcd3": {"host": dcs.LOCAL_ETCD}}
     assert (s.scope, s.name, s.connect_host) == ("demo", "node1", "172.20.0.5")
     assert (s.pgport, s.apiport, s.pgbouncer) == (5432, 8008, False)
     assert s.pgdata == "/home/postgres/pgdata/pgroot/data"

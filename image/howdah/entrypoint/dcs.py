@@ -5,7 +5,7 @@
   ``_CACERT``, ``_CERT``, ``_KEY``) -> an ``etcd3:`` section;
 * etcd v2 API: the same names with ``ETCD_`` -> an ``etcd:`` section;
 * ``DCS_ENABLE_KUBERNETES_API`` with ``KUBERNETES_*`` -> a ``kubernetes:`` section;
-* none of them: a local etcd started under supervisord for a single node.
+* none of them: a local etcd (v3 API only) started under supervisord for a single node.
 
 Consul, ZooKeeper and Exhibitor (``CONSUL_*``, ``ZOOKEEPER_*``, ``EXHIBITOR_*``, or such a
 section in SPILO_CONFIGURATION) are refused at start with one line: the container exits 2
@@ -22,7 +22,7 @@ from .errors import EnvError
 from .values import Env, get
 
 LOCAL_ETCD = "127.0.0.1:2379"
-LOCAL_SECTION = "etcd"  # the agent's section for the container's own etcd
+LOCAL_SECTION = "etcd3"  # the agent's section for the container's own etcd
 # env prefix -> agent config section
 FAMILIES = (("ETCD3", "etcd3"), ("ETCD", "etcd"))
 LOCATIONS = ("HOST", "HOSTS", "URL", "PROXY", "DISCOVERY_DOMAIN")
