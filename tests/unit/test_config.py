@@ -59,6 +59,9 @@ BAD = [
     ("bootstrap.dcs.ttl", 20, "bootstrap.dcs.ttl"),
     ("bootstrap.dcs.loop_wait", "ten", "bootstrap.dcs.loop_wait"),
     ("postgresql.authentication.replication", None, "postgresql.authentication.replication"),
+    ("postgresql.parameters", {"fsync = off\nwork_mem": "1MB"}, "postgresql.parameters"),
+    ("postgresql.parameters", ["work_mem"], "postgresql.parameters"),
+    ("bootstrap.dcs.postgresql", {"parameters": {"a=b": 1}}, "bootstrap.dcs.postgresql.parameters"),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from howdah.core.settings import SettingsError, build_settings
+from howdah.core.settings import SettingsError, build_settings, check_parameters
 
 from howdah.dcs import BACKENDS, HOST_BACKENDS, UNSUPPORTED
 
@@ -168,6 +168,10 @@ def validate(tree: dict[str, Any]) -> AgentConfig:
         if not isinstance(auth.get(role), dict) or not auth[role].get("username"):
             raise ConfigError(f"postgresql.authentication.{role}.username",
                               "is required (and a password unless pg_hba trusts it)")
+    try:
+        check_parameters(pg.get("parameters"))
+    except SettingsError as exc:
+        raise ConfigError(exc.field, str(exc).split(": ", 1)[1]) from None
     bootstrap = _section(tree, "bootstrap")
     dcs_cfg = bootstrap.get("dcs") or {}
     if not isinstance(dcs_cfg, dict):

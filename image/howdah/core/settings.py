@@ -4,10 +4,18 @@ Pure: built from plain dicts, validated with the timing rule, immutable.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from howdah.core.models import truthy
+
+GUC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+
+
+def valid_name(name: Any) -> bool:
+    """A plain GUC identifier: letters, digits, _ and . (never =, quotes or newlines)."""
+    return isinstance(name, str) and len(name) <= 200 and GUC_NAME.match(name) is not None
 
 DEFAULTS: Mapping[str, Any] = {
     "ttl": 30,
@@ -92,6 +100,20 @@ def check_timing(ttl: int, loop_wait: int, retry_timeout: int) -> None:
         )
 
 
+def check_parameters(value: Any, field_name: str = "postgresql.parameters") -> Mapping[str, Any]:
+    """A parameters map whose every name is a plain GUC identifier."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(field_name, f"must be a mapping of name: value, got "
+                            f"{type(value).__name__}")
+    for name in value:
+        if not valid_name(name):
+            raise SettingsError(field_name, f"{name!r} is not a parameter name: use letters, "
+                                "digits, _ and . (starting with a letter or _)")
+    return value
+
+
 def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> Settings:
     """Merge the DCS config with the local `postgresql` section.
 
@@ -104,8 +126,8 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
     dyn_pg = dynamic.get("postgresql") or {}
     if not isinstance(dyn_pg, Mapping):
         raise SettingsError("postgresql", "must be a mapping")
-    params: dict[str, Any] = dict(dyn_pg.get("parameters") or {})
-    params.update(local_pg.get("parameters") or {})
+    params: dict[str, Any] = dict(check_parameters(dyn_pg.get("parameters")))
+    params.update(check_parameters(local_pg.get("parameters")))
     hba = local_pg.get("pg_hba") or dyn_pg.get("pg_hba") or ()
 
     def flag(key: str, default: bool) -> bool:

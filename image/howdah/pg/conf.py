@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from howdah.core.settings import valid_name
+
 MARKER = "# Written by howdah: edit the agent's configuration instead."
 
 # Parameters the agent needs for replication and rewind; the user may raise them.
@@ -37,7 +39,9 @@ def quote(value: Any) -> str:
         return "on" if value else "off"
     if isinstance(value, (int, float)):
         return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+    text = str(value).replace("\\", "\\\\").replace("'", "''")
+    # a line break would end the value's line: written as the escape postgres reads back
+    return "'" + text.replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
 def conninfo_quote(value: str) -> str:
@@ -82,14 +86,16 @@ def render_conf(
 ) -> str:
     host, port = listen_port(listen)
     merged: dict[str, Any] = dict(BASE_PARAMETERS)
-    merged.update(parameters)
+    # never a name that is not a GUC identifier: it could write a line of its own
+    merged.update((k, v) for k, v in parameters.items() if valid_name(k))
     merged["listen_addresses"] = host.replace("0.0.0.0", "*") if host else "*"
     merged["port"] = port
     lines = [MARKER, "include_if_exists 'postgresql.base.conf'"]
     lines += [f"{k} = {quote(v)}" for k, v in sorted(merged.items())]
     if recovery:
         lines.append("# recovery")
-        lines += [f"{k} = {quote(v)}" for k, v in recovery.items() if v not in (None, "")]
+        lines += [f"{k} = {quote(v)}" for k, v in recovery.items()
+                  if v not in (None, "") and valid_name(k)]
     return "\n".join(lines) + "\n"
 
 

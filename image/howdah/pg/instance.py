@@ -12,6 +12,7 @@ from howdah.core.models import DataState, PgStatus
 from howdah.core.settings import Settings
 from howdah.core.models import truthy as conf_truthy
 from howdah.pg import clone, conf, ctl, methods
+from howdah.pg.params import ServerParameters
 from howdah.pg.proc import run_logged
 from howdah.pg.conf import Credentials
 from howdah.pg.query import LocalDb, Snapshot
@@ -60,6 +61,7 @@ class Instance:
             "application_name": "howdah",
         })
         self.last_snapshot: Snapshot | None = None
+        self.server_parameters = ServerParameters(self.paths.bin_dir)
 
     # ---- observation -------------------------------------------------------
     def observe(self) -> PgStatus:
@@ -104,8 +106,14 @@ class Instance:
             for key in ("recovery_min_apply_delay", "archive_cleanup_command"):
                 if remote and remote.get(key) not in (None, ""):
                     recovery[key] = remote[key]
-        conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
-                         settings.pg_hba, recovery, standby)
+        self._write_files(settings, recovery, standby)
+
+    def _write_files(self, settings: Settings, recovery: Mapping[str, Any] | None,
+                     standby: bool | None) -> None:
+        """postgresql.conf with the parameters as this server's major accepts them."""
+        conf.write_files(self.paths.data_dir, self.listen,
+                         self.server_parameters(settings.parameters), settings.pg_hba,
+                         recovery, standby)
 
     # ---- actions -----------------------------------------------------------
     def start(self, settings: Settings, upstream_url: str | None, standby: bool,
@@ -122,11 +130,9 @@ class Instance:
         """Start what a custom bootstrap method made: with our recovery settings
         (recovery.signal), with the tool's own (keep_existing), or as a primary."""
         if keep_existing:
-            conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
-                             settings.pg_hba, None, standby=None)
+            self._write_files(settings, None, standby=None)
         else:
-            conf.write_files(self.paths.data_dir, self.listen, settings.parameters,
-                             settings.pg_hba, dict(recovery) if recovery else None, standby=False)
+            self._write_files(settings, dict(recovery) if recovery else None, standby=False)
             if recovery:
                 (self.paths.data_dir / "recovery.signal").touch()
         return ctl.start(self.paths, 3600)
