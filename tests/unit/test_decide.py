@@ -277,3 +277,19 @@ def test_sync_standbys_are_ranked_among_themselves() -> None:
 def test_former_leader_ahead_does_not_stop_the_sync_standby() -> None:
     d = decide(SYNC_VIEW, local("b", pg(wal=100)), [peer("a", 150), peer("c", 90)], SYNC_S, NOW)
     assert d.goal == Goal.RACE
+
+
+def test_a_node_that_cannot_fence_a_primary_does_not_lead() -> None:
+    """Issue 10 item 6: with no fence (or no required watchdog) a leader stops
+    writing, then lets the lock go; a replica does not race for it."""
+    why = "the fence process cannot run"
+    d = decide(view("b"), local(p=PRIMARY, unguarded=why), (), S, NOW)
+    assert (d.goal, d.reason) == (Goal.STEP_DOWN, Reason.UNGUARDED)
+    assert [a.value for a in d.actions] == ["demote", "release_lock"]
+    d = decide(view("b"), local(unguarded=why), (), S, NOW)
+    assert d.goal == Goal.RELEASE_UNGUARDED
+    d = decide(view(None), local(unguarded=why), (), S, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.UNGUARDED)
+    d = decide(view(None), local(p=PRIMARY, unguarded=why), (), S, NOW)
+    assert d.goal == Goal.DEMOTE
+    assert decide(view(None), local(), (), S, NOW).goal == Goal.RACE

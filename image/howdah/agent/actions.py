@@ -47,6 +47,7 @@ class Executor:
         # WAL position once synchronous_standby_names last changed: a standby
         # that flushed past it has every commit acknowledged so far
         self._ssn_floor: int | None = None
+        self.on_renew: Callable[[], None] = lambda: None  # publishes the fence's deadline
 
     def run(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
@@ -62,6 +63,7 @@ class Executor:
         sent = self.clock()
         if self.dcs.renew_leader(self.settings.ttl):
             self.mem.last_renew = sent
+            self.on_renew()
             return True
         log.warning("could not renew the leader lock: another member holds it")
         return False
@@ -70,6 +72,7 @@ class Executor:
         sent = self.clock()
         if self.dcs.acquire_leader(self.settings.ttl):
             self.mem.last_renew = sent
+            self.on_renew()
             log.info("acquired the leader lock")
             return True
         log.info("another member acquired the leader lock first")

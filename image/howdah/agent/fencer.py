@@ -1,16 +1,21 @@
-"""The fence process: stops a primary whose lease ran out while its agent did not act.
+"""The fence process: stops a primary that has no proof of a lease.
 
-Run by the agent (``howdah.agent.fence.spawn``) as a script of its own,
+Run by the agent (``howdah.agent.fence.Fence``) as a script of its own,
 ``python -S -I fencer.py LEASE_FILE DATA_DIR AGENT_PID``, in a session of its
 own so it outlives a hung agent.  It imports nothing but os, sys, time and
 signal (about 9 MB of RSS instead of the agent's 40), and reads the lease
-file ten times a second.  The file holds the agent's lease deadline in
-CLOCK_MONOTONIC seconds (shared by every process on the host) and its pid,
-or ``none`` when this node is not the leader.  When the deadline has passed
-and postgres still runs as a primary, the agent neither renewed nor demoted:
-it is hung, stopped or dead, so the fence shuts postgres down at once
-(SIGQUIT: immediate shutdown) before another node's lease can begin.  This
-keeps DESIGN invariant 1 true when the agent itself cannot act.
+file ten times a second.
+
+The file holds ``DEADLINE AGENT_PID BOOT_ID``: the agent's lease deadline in
+CLOCK_MONOTONIC seconds (shared by every process on the host until it
+reboots, hence the boot id), written right after each renewal, or ``none``
+when this node holds no lease.  The fence fails closed: a deadline that has
+passed, ``none``, a missing or unreadable file and a file written before the
+host rebooted all mean "no lease", and a postgres running as a primary then
+is shut down at once (SIGQUIT: immediate shutdown).  Whoever the agent is
+(hung, stopped, dead, or just restarted and still reading the DCS), a primary
+never outlives the lease that allowed it.  This keeps DESIGN invariant 1 true
+when the agent itself cannot act.
 """
 import os
 import signal
@@ -18,15 +23,38 @@ import sys
 import time
 
 POLL = 0.1
+EXPIRED = float("-inf")
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "-"
+
+
+def read_lease(path: str, boot: "str | None" = None) -> "tuple[float, int | None]":
+    """(deadline, agent pid); EXPIRED whenever the file proves no lease."""
+    try:
+        with open(path) as f:
+            words = f.read().split()
+    except OSError:
+        return EXPIRED, None
+    pid = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+    if len(words) > 2 and words[2] != (boot or boot_id()):
+        return EXPIRED, pid  # written before a reboot: that clock is gone
+    try:
+        deadline = float(words[0])
+    except (ValueError, IndexError):
+        return EXPIRED, pid  # "none", or not ours
+    return (deadline if deadline == deadline else EXPIRED), pid  # NaN is no proof
 
 
 def read_deadline(path: str) -> "float | None":
-    try:
-        with open(path) as f:
-            word = f.read().split(None, 1)[0]
-        return float(word)
-    except (OSError, ValueError, IndexError):
-        return None  # no file, "none", or a torn write: nothing to enforce
+    """The published deadline, None when there is none (kept for callers)."""
+    deadline, _ = read_lease(path)
+    return None if deadline == EXPIRED else deadline
 
 
 def postmaster(data_dir: str) -> "int | None":
@@ -58,14 +86,15 @@ def say(message: str) -> None:
 
 def fence_once(lease: str, data_dir: str, now: float) -> bool:
     """One check; True when postgres was stopped."""
-    deadline = read_deadline(lease)
-    if deadline is None or now < deadline:
+    deadline, _ = read_lease(lease)
+    if now < deadline:
         return False
     pid = postmaster(data_dir)
     if pid is None or not is_primary(data_dir):
         return False
-    say(f"lease ran out {now - deadline:.1f}s ago and the agent did not demote: "
-        f"stopping postgres (pid {pid}) now")
+    why = "no lease is held" if deadline == EXPIRED else \
+        f"the lease ran out {now - deadline:.1f}s ago"
+    say(f"{why} and postgres runs as a primary: stopping it (pid {pid}) now")
     try:
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
@@ -87,11 +116,24 @@ def alive(pid: int) -> bool:
         return False
 
 
+def done(lease: str, data_dir: str, agent_pid: int) -> bool:
+    """Nothing left for this fence to guard."""
+    _, writer = read_lease(lease)
+    if writer is not None and writer != agent_pid and alive(writer):
+        return True  # a newer agent writes the file: it runs a fence of its own
+    if alive(agent_pid):
+        return False
+    return postmaster(data_dir) is None or not is_primary(data_dir)
+
+
 def run(lease: str, data_dir: str, agent_pid: int) -> int:
     while True:
-        fence_once(lease, data_dir, time.monotonic())
-        if not alive(agent_pid) and (read_deadline(lease) is None or postmaster(data_dir) is None):
-            return 0  # nothing left to guard
+        try:
+            fence_once(lease, data_dir, time.monotonic())
+            if done(lease, data_dir, agent_pid):
+                return 0
+        except Exception as exc:  # noqa: BLE001 - never die of a surprise; retry
+            say(f"check failed: {exc!r}")
         time.sleep(POLL)
 
 

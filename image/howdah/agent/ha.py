@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -13,8 +12,7 @@ from howdah.agent.actions import Executor
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Control
-from howdah.agent.fence import LeaseFile
-from howdah.agent.fence import spawn as spawn_fence
+from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
@@ -61,7 +59,8 @@ class Agent:
         lease_path = cfg.postgresql.get("lease_file") or \
             self.pg.paths.data_dir.parent / f".howdah-{cfg.name}.lease"
         self.lease = LeaseFile(Path(str(lease_path)))
-        self.fence: subprocess.Popen[bytes] | None = None
+        self.fence = Fence(self.lease.path, self.pg.paths.data_dir)
+        self.executor.on_renew = self.publish_lease
         self.api_url = self._api_url()
         self.conn_url = self._conn_url()
 
@@ -100,6 +99,8 @@ class Agent:
             view = self.dcs.get_cluster()
             self.mem.view, self.mem.dcs_ok = view, True
             self.mem.dcs_last_seen = time.time()
+            if view.leader is not None and view.leader.name != self.cfg.name:
+                self.mem.last_renew = None  # another holds the lock: we have no lease
         except DcsError as exc:
             if self.mem.dcs_ok:
                 log.warning("DCS unreachable: %s", exc)
@@ -142,7 +143,8 @@ class Agent:
         ticket = self.control.pending() if task is None else None
         self.executor.ticket = ticket
         local = replace(to_local(self.cfg.name, self.mem, pg, task, result, self.tags),
-                        wall=time.time(), request=ticket.kind.value if ticket else None)
+                        wall=time.time(), request=ticket.kind.value if ticket else None,
+                        unguarded=self.unguarded())
         decision = decide(view, local, peers, self.settings, now)
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)
@@ -175,7 +177,7 @@ class Agent:
         elif task is not None:
             self.mem.state = task.kind.value
         self.mem.last_loop = self.clock()
-        self.lease.publish(self.fence_deadline())
+        self.publish_lease()
         self.publish(pg)
         if self.mem.dcs_ok:
             data = member_json(self.cfg.name, self.conn_url, self.api_url, self.mem, pg,
@@ -186,9 +188,22 @@ class Agent:
             except DcsError as exc:
                 log.warning("could not update the member key: %s", exc)
 
+    def unguarded(self) -> str | None:
+        """Why this node may not run a primary now, or None."""
+        if not self.fence.ensure():
+            return "the fence process cannot run"
+        return None
+
+    def publish_lease(self) -> None:
+        """Called right after each renewal (and at the end of each cycle), so
+        a cycle that renews and then blocks is fenced on the new deadline."""
+        self.lease.publish(self.fence_deadline())
+
     def lease_deadline(self) -> float | None:
-        view = self.mem.view
-        if self.mem.last_renew is None or not view.leader or view.leader.name != self.cfg.name:
+        """Until when this node may act as the primary: from the last renewal
+        it sent (reset whenever the lock is released, handed on or seen held
+        by another member)."""
+        if self.mem.last_renew is None:
             return None
         return self.mem.last_renew + self.settings.ttl - self.settings.lease_margin
 
@@ -220,11 +235,13 @@ class Agent:
         self.wake.clear()
 
     def run(self) -> None:
-        self.lease.publish(None)
-        try:
-            self.fence = spawn_fence(self.lease.path, self.pg.paths.data_dir)
-        except OSError as exc:
-            log.error("cannot start the fence process: %s", exc)
+        # Armed from what is known: a deadline the previous agent published
+        # holds until this one renews; otherwise a primary left running stops.
+        kept = self.lease.adopt()
+        if kept is not None:
+            log.info("keeping the previous agent's lease deadline (%.1fs left) until a renewal",
+                     kept - time.monotonic())
+        self.fence.ensure()
         watcher = threading.Thread(target=self._watch, name="leader-watch", daemon=True)
         watcher.start()
         while not self.stopping.is_set():
@@ -277,6 +294,5 @@ class Agent:
             log.warning("could not clean up DCS keys: %s", exc)
         self.mem.state = "stopped"
         self.lease.publish(None)
-        if self.fence is not None:
-            self.fence.terminate()
+        self.fence.stop()
         self.callbacks.wait_idle(10)

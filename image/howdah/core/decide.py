@@ -150,6 +150,12 @@ def _clone_source(view: ClusterView, leader: str) -> str:
 def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
             settings: Settings, now: float) -> Decision:
     pg = local.pg
+    if local.unguarded is not None and settings.standby_cluster is None:
+        if pg.running and not pg.in_recovery:
+            return Decision(G.STEP_DOWN, R.UNGUARDED,
+                            f"stepping down: {local.unguarded}, a primary must not run unfenced")
+        return Decision(G.RELEASE_UNGUARDED, R.UNGUARDED,
+                        f"releasing the lock: {local.unguarded}")
     if pg.running and not pg.in_recovery:
         manual = leader_handover(view, local, peers, settings)
         if manual is not None:
@@ -187,6 +193,11 @@ def _no_leader(
     if not pg.running:
         return Decision(G.START_READONLY, R.NO_LEADER, "no leader: starting postgres read-only")
     primary = not pg.in_recovery
+    if local.unguarded is not None and settings.standby_cluster is None:
+        if primary:
+            return Decision(G.DEMOTE, R.UNGUARDED, f"demoting: {local.unguarded}")
+        return Decision(G.STAY_BEHIND, R.UNGUARDED,
+                        f"no leader, but not taking the lock: {local.unguarded}")
     manual = manual_race(view, local)
     if manual is not None and not primary:
         return manual

@@ -186,3 +186,6 @@ class LocalState:
     basebackup_failures: int = 0
     wall: float = 0.0  # wall-clock seconds, for scheduled switchovers
     request: str | None = None  # "restart", "reload" or "reinitialize" asked through the API
+    # Why this node may not run a primary (its fence cannot run, a required
+    # watchdog is missing), or None
+    unguarded: str | None = None

@@ -75,6 +75,8 @@ class Goal(str, enum.Enum):
     RELOAD_LEADER = "reload_leader"
     REINIT_REQUESTED = "reinit_requested"
     REJECT_REQUEST = "reject_request"
+    STEP_DOWN = "step_down"
+    RELEASE_UNGUARDED = "release_unguarded"
 
 
 A = Action
@@ -100,6 +102,10 @@ TRANSITIONS: dict[Goal, tuple[Action, ...]] = {
     Goal.RESTART_PRIMARY: (A.RENEW_LOCK, A.START_PRIMARY),
     # We hold the lock but our data is a replica's: start it, promote next cycle.
     Goal.START_LEADER_READONLY: (A.RENEW_LOCK, A.START_REPLICA),
+    # This node cannot guard a primary (no fence, no required watchdog): stop
+    # writing first, then let another node lead.
+    Goal.STEP_DOWN: (A.DEMOTE, A.RELEASE_LOCK),
+    Goal.RELEASE_UNGUARDED: (A.RELEASE_LOCK,),
     # Postgres did not come back within primary_start_timeout: let another lead.
     Goal.RELEASE_AFTER_CRASH: (A.RELEASE_LOCK,),
     # We hold the lock with no data to serve: let it go.
@@ -192,6 +198,7 @@ class Reason(str, enum.Enum):
     REQUESTED = "requested"
     REFUSED = "refused"
     PAUSED = "paused"
+    UNGUARDED = "unguarded"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""The fence on a real cluster (issue 10 item 6): the agent restarts it when it
+dies, and it still stops the primary of a hung agent before another node writes."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Callable
+
+import pytest
+
+from harness import LocalCluster
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.local
+
+FAST = {"ttl": 8, "loop_wait": 1, "retry_timeout": 3}
+
+
+def fence_pids(node: object) -> list[int]:
+    return node.helper_pids()  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_killed_fence_is_restarted_and_still_fences_a_hung_agent(
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    c = local_cluster(3, **FAST)
+    old = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    wait_for("the leader's fence process", lambda: len(fence_pids(old)) == 1, 60)
+    first = fence_pids(old)[0]
+    os.kill(first, signal.SIGKILL)
+    wait_for("a new fence process", lambda: fence_pids(old) not in ([], [first]), 60)
+    with c.writer_probe(0.02) as probe:
+        time.sleep(1)
+        old.freeze()  # SIGSTOP of the agent only: postgres runs on, only the fence can stop it
+        try:
+            new = c.wait_leader(120, exclude=[old.name])
+            wait_for("a write on the new leader",
+                     lambda: any(w.node == new.name for w in probe.snapshot()), 60)
+            time.sleep(1)
+        finally:
+            old.thaw()
+    writes = probe.snapshot()
+    last_old = max(w.at for w in writes if w.node == old.name)
+    first_new = min(w.at for w in writes if w.node == new.name)
+    assert last_old < first_new, (
+        f"two writable primaries: {old.name} took a write {last_old - first_new:.2f}s "
+        f"after {new.name} did")
+    wait_for(f"{old.name} back as a replica", lambda: old.role() == "replica", 240)
+
