@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ class AgentNode:
         self.log_path = spec.workdir / "agent.log"
         self.config: dict[str, Any] = agent_config(spec, extra)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._tls_context: ssl.SSLContext | None = None
 
     # --- addresses ------------------------------------------------------
     @property
@@ -58,8 +60,28 @@ class AgentNode:
         return self.spec.api_port
 
     @property
+    def tls(self) -> bool:
+        """The REST API speaks https (restapi.certfile is set)."""
+        return bool((self.config.get("restapi") or {}).get("certfile"))
+
+    @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.spec.api_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.spec.api_port}"
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client side of the node's REST TLS as patronictl would set it up from
+        the same config: trust ctl.cacert (else restapi.cafile), present
+        ctl.certfile/keyfile when set. None for a plain-http API."""
+        if not self.tls:
+            return None
+        if self._tls_context is None:
+            ctl, rest = self.config.get("ctl") or {}, self.config.get("restapi") or {}
+            ctx = ssl.create_default_context(cafile=ctl.get("cacert") or rest.get("cafile"))
+            if ctl.get("certfile"):
+                ctx.load_cert_chain(ctl["certfile"], ctl.get("keyfile"),
+                                    password=ctl.get("keyfile_password"))
+            self._tls_context = ctx
+        return self._tls_context
 
     # --- process control ------------------------------------------------
     def start(self) -> None:
@@ -174,7 +196,8 @@ class AgentNode:
     def api(self, path: str, method: str = "GET", body: Any = None,
             timeout: float = 3.0) -> tuple[int, Any]:
         """(status, json) of a REST call; (0, None) if the API did not answer."""
-        return web.request(self.api_url + path, method, body, timeout)
+        return web.request(self.api_url + path, method, body, timeout,
+                           context=self.tls_context())
 
     def role(self) -> str | None:
         """The role /patroni reports ("primary", "replica", ...), None if no answer."""

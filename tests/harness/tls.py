@@ -11,11 +11,14 @@ the SANs DNS:localhost and IP:127.0.0.1, so both names verify. Typical use:
 
 or once per test module:  ca = TestCA(); ...; ca.cleanup().
 Paths are plain str so they drop straight into YAML configs and env vars.
-Keys are RSA 2048, mode 0600; certificates are valid for 2 days.
+Keys are RSA 2048, mode 0600; certificates are valid for 2 days. Run as root, the
+directory (0755) and every file belong to `owner` (default postgres, the user the
+harness runs agents and PostgreSQL as), so agents can read their keys.
 """
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -52,10 +55,20 @@ class TestCA:
 
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, workdir: str | Path | None = None, cn: str = "howdah-test-ca") -> None:
+    def __init__(self, workdir: str | Path | None = None, cn: str = "howdah-test-ca",
+                 owner: str | None = "postgres") -> None:
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="howdah-tls-"))
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._ids: tuple[int, int] | None = None
+        if owner and os.geteuid() == 0:
+            try:
+                pw = pwd.getpwnam(owner)
+                self._ids = (pw.pw_uid, pw.pw_gid)
+            except KeyError:
+                pass
+        os.chmod(self.dir, 0o755)
+        self._own(self.dir)
         self.cert = str(self.dir / "ca.crt")
         self.key = str(self.dir / "ca.key")
         self._serial = 1
@@ -64,6 +77,13 @@ class TestCA:
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
         os.chmod(self.key, 0o600)
+        os.chmod(self.cert, 0o644)
+        self._own(self.key, self.cert)
+
+    def _own(self, *paths: str | Path) -> None:
+        if self._ids is not None:
+            for path in paths:
+                os.chown(path, *self._ids)
 
     def issue(self, name: str, *, cn: str | None = None, client: bool = False,
               server: bool = True, password: str | None = None,
@@ -99,6 +119,8 @@ class TestCA:
                  "-passout", f"pass:{password}", cwd=self.dir)
             plain.unlink()
         os.chmod(key, 0o600)
+        os.chmod(crt, 0o644)
+        self._own(key, crt)
         csr.unlink()
         ext.unlink()
         return CertPair(str(crt), str(key), password)

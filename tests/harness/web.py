@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -11,9 +12,12 @@ NO_RESPONSE = 0  # status code reported when nothing answered (refused, timeout)
 
 
 def request(url: str, method: str = "GET", body: Any = None,
-            timeout: float = 3.0, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    """(status, decoded body) of one request; (0, None) when nothing answered.
+            timeout: float = 3.0, headers: dict[str, str] | None = None,
+            context: ssl.SSLContext | None = None) -> tuple[int, Any]:
+    """(status, decoded body) of one request; (0, None) when nothing answered
+    (refused, timeout, or a TLS handshake that failed).
 
+    context: the TLS context of an https URL (CA, client certificate).
     The body is decoded as JSON when possible, else returned as text; a body
     given as dict/list is sent as JSON, a str as form data (etcd v2 style).
     """
@@ -27,7 +31,7 @@ def request(url: str, method: str = "GET", body: Any = None,
         hdrs.setdefault("Content-Type", "application/x-www-form-urlencoded")
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             return resp.status, _decode(resp.read())
     except urllib.error.HTTPError as err:
         try:

@@ -359,7 +359,7 @@ def test_start_errors_raise_in_the_caller() -> None:
         second = RestApiServer(lambda: PRIMARY)
         with pytest.raises(OSError):
             second.start("127.0.0.1", first.api.port)
-        with pytest.raises(FileNotFoundError):
+        with pytest.raises(ValueError, match="restapi.certfile: no such file /nonexistent.pem"):
             RestApiServer(lambda: PRIMARY, certfile="/nonexistent.pem").start("127.0.0.1", 0)
     finally:
         first.api.stop()

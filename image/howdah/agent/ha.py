@@ -13,11 +13,11 @@ from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Control
 from howdah.agent.fence import Fence, LeaseFile
-from howdah.agent.peers import fetch_peers
+from howdah.agent.peers import fetch_peers, pool_from_config
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.api.status import NodeStatus
-from howdah.config.load import AgentConfig
+from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
 from howdah.core.models import ClusterView, PeerStatus, Role, TaskKind
 from howdah.core.settings import Settings, SettingsError, build_settings
@@ -63,6 +63,11 @@ class Agent:
         self.executor.on_renew = self.publish_lease
         self.api_url = self._api_url()
         self.conn_url = self._conn_url()
+        ctl = cfg.raw.get("ctl")
+        try:  # members call members as Patroni does: ctl.certfile, peers' chain checked
+            self.peer_pool = pool_from_config(cfg.restapi, ctl if isinstance(ctl, dict) else {})
+        except ValueError as exc:
+            raise ConfigError(getattr(exc, "field", "ctl"), str(exc).split(": ", 1)[-1]) from None
 
     # ---- configuration -------------------------------------------------------
     def _settings(self, view: ClusterView) -> Settings:
@@ -136,7 +141,7 @@ class Agent:
         peers: tuple[PeerStatus, ...] = ()
         wants_peers = view.leader is None or (i_lead and bool(view.failover))
         if self.mem.dcs_ok and wants_peers and pg.running and task is None:
-            peers = fetch_peers(view.members, self.cfg.name)
+            peers = fetch_peers(view.members, self.cfg.name, self.peer_pool)
         if self.config_changed and pg.running and task is None:
             self.config_changed = False
             self.executor.apply_config(self.settings)

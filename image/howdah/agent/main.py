@@ -77,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         return control_routes(agent.control, cfg.restapi, guard)
     api = RestApiServer(lambda: agent.status, certfile=opt("certfile"), keyfile=opt("keyfile"),
                         cafile=opt("cafile"), verify_client=opt("verify_client"),
+                        keyfile_password=opt("keyfile_password"), ciphers=opt("ciphers"),
                         extra_routes=routes)
     try:
         api.start(host or "0.0.0.0", int(port))
+    except ValueError as exc:  # howdah.api.tls.TlsConfigError: names the field
+        print(f"howdah: config error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"howdah: restapi.listen: cannot listen on {cfg.restapi['listen']}: {exc.strerror}",
               file=sys.stderr)

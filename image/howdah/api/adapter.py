@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 class RequestContext:
     """What ``HTTPServerRequest`` reads from ``connection.context``."""
 
-    def __init__(self, peername: Any, tls: bool) -> None:
+    def __init__(self, peername: Any, tls: bool, client_cert: bool = False) -> None:
         self.address = peername
+        self.client_cert = client_cert  # a verified TLS client certificate came with it
         inet = isinstance(peername, tuple) and len(peername) >= 2
         self.remote_ip: str = str(peername[0]) if inet else "0.0.0.0"
         self.protocol = "https" if tls else "http"

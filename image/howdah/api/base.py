@@ -63,8 +63,10 @@ class ControlHandler(JsonHandler):
         if guard.include_members and method in MUTATING:
             urls = [m.api_url for m in self.control.view().members if m.api_url]
             members = await self.blocking(member_networks, urls)
+        context = getattr(self.request.connection, "context", None)
         refusal = guard.refusal(method, self.request.remote_ip or "",
-                                self.request.headers.get("Authorization"), members)
+                                self.request.headers.get("Authorization"), members,
+                                client_cert=bool(getattr(context, "client_cert", False)))
         if refusal is not None:
             for key, value in refusal.headers.items():
                 self.set_header(key, value)

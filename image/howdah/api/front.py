@@ -245,7 +245,8 @@ class HttpProtocol(asyncio.Protocol):
                          keep_alive: bool) -> None:
         try:
             body = await self._read_body(length, adapter.wants_continue(headers))
-            ctx = adapter.RequestContext(self._peer(), self.server.ssl_ctx is not None)
+            ctx = adapter.RequestContext(self._peer(), self.server.ssl_ctx is not None,
+                                         self._client_cert())
             conn = adapter.AppConnection(self._send, ctx, start_line.method, keep_alive)
             keep_alive = await adapter.dispatch_to_app(self.server.app, self.server, conn,
                                                        start_line, headers, body)
@@ -291,6 +292,12 @@ class HttpProtocol(asyncio.Protocol):
         self._send(render(Reply(e.code, error_body(str(e))), "GET", False, False))
         self.close()
         self.buf.clear()
+
+    def _client_cert(self) -> bool:
+        """A client certificate was presented and verified in the TLS handshake."""
+        if self.transport is None or self.server.ssl_ctx is None:
+            return False
+        return bool(self.transport.get_extra_info("peercert"))
 
     def _peer(self) -> Any:
         return self.transport.get_extra_info("peername") if self.transport is not None else None

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence, Union
 from urllib.parse import urlsplit
 
+from howdah.api.tls import unsafe_needs_client_cert
+
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REALM = "Howdah"
@@ -73,6 +75,8 @@ class Guard:
     allowlist: tuple[Network, ...] = ()
     # restapi.allowlist_include_members: members' REST API hosts are allowed too
     include_members: bool = False
+    # https with verify_client optional/required: unsafe requests need a client certificate
+    client_cert_required: bool = False
 
     @classmethod
     def from_config(cls, restapi: Mapping[str, Any]) -> "Guard":
@@ -84,6 +88,7 @@ class Guard:
             password=str(password) if password is not None else None,
             allowlist=parse_allowlist(restapi.get("allowlist")),
             include_members=truthy(restapi.get("allowlist_include_members")),
+            client_cert_required=unsafe_needs_client_cert(restapi),
         )
 
     @property
@@ -91,17 +96,21 @@ class Guard:
         return self.username is not None
 
     def refusal(self, method: str, remote_ip: str, authorization: str | None,
-                members: Sequence[Network] = ()) -> Refusal | None:
+                members: Sequence[Network] = (), client_cert: bool = False) -> Refusal | None:
         """None when the request may go on, else what to answer.
 
         ``members``: the networks of the members' REST API hosts, consulted
-        when ``allowlist_include_members`` is on.
+        when ``allowlist_include_members`` is on.  ``client_cert``: the request
+        came with a verified TLS client certificate.  Checked in Patroni's
+        order: allowlist (403), client certificate (403), credentials (401).
         """
         if method.upper() not in MUTATING:
             return None
         allowed = self.allowlist + (tuple(members) if self.include_members else ())
         if (self.allowlist or self.include_members) and not self._allowed(remote_ip, allowed):
             return Refusal(403, "Access is denied", {})
+        if self.client_cert_required and not client_cert:
+            return Refusal(403, "client certificate required", {})
         if not self.needs_auth:
             return None
         challenge = {"WWW-Authenticate": f'Basic realm="{REALM}"'}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 from howdah.api.front import FrontServer
 from howdah.api.responder import StatusResponder
 from howdah.api.status import NodeStatus
+from howdah.api.tls import server_context
 
 if TYPE_CHECKING:
     from tornado.web import Application
@@ -35,31 +36,20 @@ __all__ = ["RestApiServer", "tls_context", "new_event_loop", "bind_sockets"]
 
 log = logging.getLogger(__name__)
 
-_VERIFY_MODES = {
-    None: ssl.CERT_NONE,
-    "none": ssl.CERT_NONE,
-    "optional": ssl.CERT_OPTIONAL,
-    "required": ssl.CERT_REQUIRED,
-}
-
-
 def tls_context(
     certfile: str,
     keyfile: Optional[str] = None,
     cafile: Optional[str] = None,
     verify_client: Optional[str] = None,
+    keyfile_password: Optional[str] = None,
+    ciphers: Optional[str] = None,
 ) -> ssl.SSLContext:
-    """Server TLS context from ``restapi.certfile/keyfile/cafile/verify_client``."""
-    if verify_client not in _VERIFY_MODES:
-        raise ValueError(f"restapi.verify_client must be none, optional or required, not {verify_client!r}")
-    mode = _VERIFY_MODES[verify_client]
-    if mode != ssl.CERT_NONE and not cafile:
-        raise ValueError(f"restapi.verify_client={verify_client} needs restapi.cafile")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(certfile, keyfile)
-    if cafile:
-        ctx.load_verify_locations(cafile)
-    ctx.verify_mode = mode
+    """Server TLS context from the ``restapi`` TLS keys (see howdah.api.tls);
+    raises TlsConfigError (a ValueError) naming the field."""
+    ctx = server_context({"certfile": certfile, "keyfile": keyfile, "cafile": cafile,
+                          "verify_client": verify_client, "keyfile_password": keyfile_password,
+                          "ciphers": ciphers})
+    assert ctx is not None
     return ctx
 
 
@@ -136,6 +126,8 @@ class RestApiServer:
         keyfile: Optional[str] = None,
         cafile: Optional[str] = None,
         verify_client: Optional[str] = None,
+        keyfile_password: Optional[str] = None,
+        ciphers: Optional[str] = None,
         use_uvloop: Optional[bool] = None,
         idle_timeout: float = 60.0,
         extra_routes: Union[Sequence["Route"], Callable[[], Sequence["Route"]]] = (),
@@ -143,7 +135,7 @@ class RestApiServer:
         self.responder = StatusResponder(get_status, clock)
         self._get_status, self._clock, self._extra_routes = get_status, clock, extra_routes
         self._app: Optional["Application"] = None
-        self._tls = (certfile, keyfile, cafile, verify_client)
+        self._tls = (certfile, keyfile, cafile, verify_client, keyfile_password, ciphers)
         self._use_uvloop = use_uvloop
         self._idle_timeout = idle_timeout
         self._thread: Optional[threading.Thread] = None
@@ -174,12 +166,13 @@ class RestApiServer:
     def start(self, listen_host: str, port: int) -> None:
         """Bind ``listen_host:port`` (port 0: any free port, see ``.port``) and serve.
 
-        Bind and TLS errors raise here, in the caller's thread.
+        Bind errors (OSError) and TLS errors (howdah.api.tls.TlsConfigError, a
+        ValueError naming the field) raise here, in the caller's thread.
         """
         if self._thread is not None:
             raise RuntimeError("REST API server already started")
-        certfile, keyfile, cafile, verify = self._tls
-        ssl_ctx = tls_context(certfile, keyfile, cafile, verify) if certfile else None
+        certfile, *rest = self._tls
+        ssl_ctx = tls_context(certfile, *rest) if certfile else None
         sockets = bind_sockets(port, _bind_address(listen_host))
         self.port = sockets[0].getsockname()[1]
         started = threading.Event()

@@ -8,6 +8,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from howdah.api.tls import TlsConfigError
+from howdah.api.tls import check_config as check_tls
 from howdah.core.settings import SettingsError, build_settings, check_parameters
 
 from howdah.dcs import BACKENDS, HOST_BACKENDS, UNSUPPORTED
@@ -37,6 +39,14 @@ ENV_MAP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PATRONI_RESTAPI_CERTFILE", ("restapi", "certfile")),
     ("PATRONI_RESTAPI_KEYFILE", ("restapi", "keyfile")),
     ("PATRONI_RESTAPI_CAFILE", ("restapi", "cafile")),
+    ("PATRONI_RESTAPI_KEYFILE_PASSWORD", ("restapi", "keyfile_password")),
+    ("PATRONI_RESTAPI_CIPHERS", ("restapi", "ciphers")),
+    ("PATRONI_RESTAPI_VERIFY_CLIENT", ("restapi", "verify_client")),
+    ("PATRONI_CTL_INSECURE", ("ctl", "insecure")),
+    ("PATRONI_CTL_CACERT", ("ctl", "cacert")),
+    ("PATRONI_CTL_CERTFILE", ("ctl", "certfile")),
+    ("PATRONI_CTL_KEYFILE", ("ctl", "keyfile")),
+    ("PATRONI_CTL_KEYFILE_PASSWORD", ("ctl", "keyfile_password")),
     ("PATRONI_ETCD_HOST", ("etcd", "host")),
     ("PATRONI_ETCD_HOSTS", ("etcd", "hosts")),
     ("PATRONI_ETCD_URL", ("etcd", "url")),
@@ -158,6 +168,10 @@ def validate(tree: dict[str, Any]) -> AgentConfig:
     restapi = _section(tree, "restapi")
     check_listen("restapi.listen", restapi.get("listen"))
     check_listen("restapi.connect_address", restapi.get("connect_address"), required=False)
+    try:
+        check_tls(restapi, _section(tree, "ctl"))
+    except TlsConfigError as exc:
+        raise ConfigError(exc.field, str(exc).split(": ", 1)[1]) from None
     pg = _section(tree, "postgresql")
     check_listen("postgresql.listen", str(pg.get("listen", "")).split(",")[-1] or None)
     check_listen("postgresql.connect_address", pg.get("connect_address"), required=False)

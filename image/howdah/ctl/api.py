@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import urllib3
 import urllib3.exceptions
 
+from howdah.api.tls import truthy
 from howdah.core.models import Member
 
 from .config import CtlConfig
@@ -34,17 +35,26 @@ class Reply:
         return str(self.body or "").strip()
 
 
-def pool_for(ctl: Mapping[str, Any]) -> urllib3.PoolManager:
-    kw: dict[str, Any] = {}
-    if ctl.get("insecure"):
-        kw["cert_reqs"] = "CERT_NONE"
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    elif ctl.get("cacert"):
-        kw.update(cert_reqs="CERT_REQUIRED", ca_certs=str(ctl["cacert"]))
+def pool_for(ctl: Mapping[str, Any], restapi: Mapping[str, Any] | None = None) -> urllib3.PoolManager:
+    """patronictl's TLS rule: check the server against ctl.cacert, else restapi.cafile
+    (else the system CAs); present ctl.certfile/keyfile (keyfile_password) when set;
+    ctl.insecure turns the host name check off, and with no ctl.certfile the whole check."""
+    kw: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
+    insecure = truthy(ctl.get("insecure"))
     if ctl.get("certfile"):
-        kw.update(cert_file=str(ctl["certfile"]), key_file=ctl.get("keyfile"))
+        kw.update(cert_file=str(ctl["certfile"]))
+        if ctl.get("keyfile"):
+            kw["key_file"] = str(ctl["keyfile"])
         if ctl.get("keyfile_password"):
             kw["key_password"] = str(ctl["keyfile_password"])
+        if insecure:
+            kw["assert_hostname"] = False
+    elif insecure:
+        kw["cert_reqs"] = "CERT_NONE"
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    cacert = ctl.get("cacert") or (restapi or {}).get("cafile")
+    if cacert:
+        kw["ca_certs"] = str(cacert)
     return urllib3.PoolManager(num_pools=4, retries=False, **kw)
 
 
@@ -58,7 +68,7 @@ def _decode(raw: bytes) -> Any:
 
 class ApiClient:
     def __init__(self, config: CtlConfig, timeout: float = 10.0) -> None:
-        self.pool = pool_for(config.section("ctl"))
+        self.pool = pool_for(config.section("ctl"), config.section("restapi"))
         self.headers: dict[str, str] = {}
         auth = config.api_auth
         if auth:
