@@ -36,3 +36,36 @@ def test_renew_and_acquire_publish_at_once() -> None:
     assert ex.renew_lock(d)
     assert ex.acquire_lock(d)
     assert seen == [(["renew"], 100.0), (["renew", "acquire"], 100.0)]
+
+
+class Pg:
+    def __init__(self, stops: bool) -> None:
+        self.stops, self.calls = stops, []  # type: ignore[var-annotated]
+
+    def stop(self, mode: str, timeout: float) -> bool:
+        self.calls.append(mode)
+        return self.stops
+
+
+class ReleaseDcs:
+    def __init__(self) -> None:
+        self.released = False
+
+    def release_leader(self) -> bool:
+        self.released = True
+        return True
+
+
+def test_a_crashed_primary_is_stopped_before_the_lock_is_released() -> None:
+    """Issue 10 item 8: recovery outlasting primary_start_timeout left its
+    postmaster running when the lock went, to open read-write later."""
+    from howdah.core.transitions import Action
+    d = Decision(Goal.RELEASE_AFTER_CRASH, Reason.START_TIMEOUT, "")
+    assert d.actions == (Action.STOP_POSTGRES, Action.RELEASE_LOCK)
+    for stops in (True, False):
+        pg, dcs, mem = Pg(stops), ReleaseDcs(), Memory()
+        ex = Executor(dcs, pg, None, mem, None, lambda: 1.0,  # type: ignore[arg-type]
+                      threading.Event(), None)  # type: ignore[arg-type]
+        ex.run(d, Settings())
+        assert pg.calls == ["immediate"]
+        assert dcs.released is stops, "the lock must stay while postgres still runs"

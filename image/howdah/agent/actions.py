@@ -78,6 +78,23 @@ class Executor:
         log.info("another member acquired the leader lock first")
         return False
 
+    def lease_left(self, floor: float = 1.0) -> float:
+        """Seconds to the point where this leader must have renewed again
+        (loop_wait + retry_timeout after the last renewal), at least floor:
+        what a blocking call on the HA path may take."""
+        if self.mem.last_renew is None:
+            return floor
+        return max(floor, self.mem.last_renew + self.settings.demote_after - self.clock())
+
+    def stop_postgres(self, d: Decision) -> bool:
+        """Stop whatever postmaster runs (one still in crash recovery answers
+        no query, yet opens read-write when done); the row goes on only once
+        none is left."""
+        if self.pg.stop("immediate", timeout=max(5.0, float(self.settings.retry_timeout))):
+            return True
+        log.error("postgres did not stop: keeping the leader lock until it does")
+        return False
+
     def release_lock(self, d: Decision) -> bool:
         self.mem.last_renew = None
         self.dcs.release_leader()
@@ -392,7 +409,7 @@ class Executor:
         if self.settings.synchronous_mode and not self._sync_before_promote():
             return False
         self.mem.state = "promoting"
-        ok = self.pg.promote()
+        ok = self.pg.promote(self.lease_left())
         if ok:
             self.mem.role = Role.PRIMARY
             self.mem.state = "running"

@@ -61,6 +61,7 @@ class Agent:
         self.lease = LeaseFile(Path(str(lease_path)))
         self.fence = Fence(self.lease.path, self.pg.paths.data_dir)
         self.executor.on_renew = self.publish_lease
+        self._dcs_timeout = timeout
         self.api_url = self._api_url()
         self.conn_url = self._conn_url()
         ctl = cfg.raw.get("ctl")
@@ -116,6 +117,7 @@ class Agent:
             if new != self.settings:
                 timeout = self._request_timeout(new)
                 self.dcs.set_timeout(timeout)
+                self._dcs_timeout = timeout
                 self.watch_dcs.set_timeout(timeout)
                 if (new.parameters, new.pg_hba) != (self.settings.parameters,
                                                     self.settings.pg_hba):
@@ -125,10 +127,26 @@ class Agent:
             log.error("ignoring invalid config in the DCS (%s); keeping the previous settings", exc)
         return view, []
 
+    def bound_dcs(self) -> None:
+        """While this node holds a lease, no DCS call of the cycle may outlive
+        the point where it must demote: each request (tried on every etcd host
+        in turn, or twice within the v3 client's budget) gets a share of the
+        time left."""
+        normal = self._request_timeout(self.settings)
+        timeout = normal
+        if self.mem.last_renew is not None:
+            left = self.mem.last_renew + self.settings.demote_after - self.clock()
+            hosts = max(1, len(str(getattr(self.dcs, "where", "")).split(",")))
+            timeout = max(0.2, min(normal, left / (2 * hosts)))
+        if timeout != self._dcs_timeout:
+            self.dcs.set_timeout(timeout)
+            self._dcs_timeout = timeout
+
     def cycle(self) -> Decision:
-        now = self.clock()
+        self.bound_dcs()
         view, _ = self.observe()
         pg = self.pg.observe()
+        now = self.clock()  # after the reads: a slow DCS must not make the demotion late
         task, result = self.runner.current(), self.runner.take_result()
         if result is not None and result.kind == TaskKind.START and result.ok:
             self.mem.crash_since = None

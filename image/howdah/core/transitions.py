@@ -36,6 +36,7 @@ class Action(str, enum.Enum):
     REJECT_REQUEST = "reject_request"
     WRITE_STATUS = "write_status"
     SYNC_SLOTS = "sync_slots"
+    STOP_POSTGRES = "stop_postgres"
 
 
 class Goal(str, enum.Enum):
@@ -107,7 +108,9 @@ TRANSITIONS: dict[Goal, tuple[Action, ...]] = {
     Goal.STEP_DOWN: (A.DEMOTE, A.RELEASE_LOCK),
     Goal.RELEASE_UNGUARDED: (A.RELEASE_LOCK,),
     # Postgres did not come back within primary_start_timeout: let another lead.
-    Goal.RELEASE_AFTER_CRASH: (A.RELEASE_LOCK,),
+    # A postmaster still in crash recovery is stopped first: it would open
+    # read-write later, with another node leading (issue 10 item 8).
+    Goal.RELEASE_AFTER_CRASH: (A.STOP_POSTGRES, A.RELEASE_LOCK),
     # We hold the lock with no data to serve: let it go.
     Goal.RELEASE_NO_DATA: (A.RELEASE_LOCK,),
     # No leader and nobody reachable is ahead of us: take the lock, then promote.

@@ -229,8 +229,13 @@ class Instance:
     def shutdown_checkpoint(self) -> int | None:
         return ctl.shutdown_checkpoint(self.paths)
 
-    def promote(self) -> bool:
-        return ctl.promote(self.paths)
+    def promote(self, timeout: float = 60) -> bool:
+        """pg_ctl promote, waiting at most timeout; a promotion still running
+        then counts as done once postgres left recovery."""
+        if ctl.promote(self.paths, timeout):
+            return True
+        snap = self.db.snapshot()
+        return snap is not None and not snap.in_recovery
 
     def rewind(self, source_url: str) -> bool:
         creds = self.rewind_user or self.superuser
