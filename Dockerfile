@@ -75,9 +75,9 @@ RUN groupadd -g 101 postgres \
  && : "JIT is off (see configs/howdah.yml.j2): drop LLVM, 130 MB the server never loads" \
  && rm -f /usr/lib/postgresql/${PGVERSION}/lib/llvmjit*.so /usr/lib/x86_64-linux-gnu/libLLVM*.so* \
         /usr/lib/x86_64-linux-gnu/libz3.so* \
- && mkdir -p /home/postgres/pgdata /run/howdah /var/run/postgresql /etc/howdah \
- && chown -R postgres:0 /home/postgres /run/howdah /var/run/postgresql \
- && chmod -R g+rwX,o-rwx /home/postgres /run/howdah /var/run/postgresql \
+ && mkdir -p /home/postgres/pgdata /run/howdah /run/pgbouncer /var/run/postgresql /etc/howdah \
+ && chown -R postgres:0 /home/postgres /run/howdah /run/pgbouncer /var/run/postgresql \
+ && chmod -R g+rwX,o-rwx /home/postgres /run/howdah /run/pgbouncer /var/run/postgresql \
  && chmod g+w /etc/passwd \
  && : "VIP hook: the agent runs as postgres, so it gets a copy of setpriv with cap_net_admin that" \
  && : "hands the capability to ip as an ambient one (ip drops file capabilities); it can only be" \

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Run once by the agent after it created a new cluster (bootstrap.post_bootstrap).
 
-Argument: a connection URL for the local superuser (PGPASSFILE is set by the agent).
-Creates the admin role from PGUSER_ADMIN / PGPASSWORD_ADMIN and, when pgBackRest archiving
-is on, the pgBackRest stanza.  Safe to run twice.
+Arguments: ``[--admin] CONNECTION_URL``, the URL for the local superuser (PGPASSFILE is set by
+the agent; Patroni appends the URL to the configured command).  With --admin (USE_ADMIN, which
+defaults to PGPASSWORD_ADMIN being set, as in Spilo) creates the admin role from PGUSER_ADMIN /
+PGPASSWORD_ADMIN; when pgBackRest archiving is on, the pgBackRest stanza.  Safe to run twice.
 """
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ def create_stanza() -> None:
 
 
 def main() -> int:
-    if len(sys.argv) < 2:
-        print("usage: howdah-post-bootstrap CONNECTION_URL", file=sys.stderr)
+    args = sys.argv[1:]
+    if not args or args[-1].startswith("-") or any(a != "--admin" for a in args[:-1]):
+        print("usage: howdah-post-bootstrap [--admin] CONNECTION_URL", file=sys.stderr)
         return 2
-    create_admin(sys.argv[1])
+    if "--admin" in args[:-1]:
+        create_admin(args[-1])
     create_stanza()
     return 0
 

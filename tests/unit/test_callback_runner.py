@@ -32,7 +32,8 @@ def test_callback_gets_action_role_scope_and_does_not_block(tmp_path: Path) -> N
     proc = cb._running
     assert proc is not None and proc.poll() is None, "fire() must not wait for the script"
     deadline = time.monotonic() + 60
-    while not out.exists() and time.monotonic() < deadline:
+    # the shell creates the file before echo writes into it: wait for the whole line
+    while not (out.exists() and out.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert out.read_text().split() == ["on_start", "replica", "demo"]
 

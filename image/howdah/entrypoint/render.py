@@ -42,17 +42,18 @@ def environment(directory: Path | None = None) -> jinja2.Environment:
 
 def ssl_paths(s: Settings) -> tuple[str, str]:
     """Where PostgreSQL finds its certificate and key (given files, or written under run_dir/ssl)."""
-    cert, key = s.ssl_certificate, s.ssl_private_key
-    cert_path = cert if cert and not cert.startswith("-----BEGIN") else f"{s.run_dir}/ssl/server.crt"
-    key_path = key if key and not key.startswith("-----BEGIN") else f"{s.run_dir}/ssl/server.key"
-    return cert_path, key_path
+    return s.tls.cert_file, s.tls.key_file
+
+
+def post_bootstrap_command(s: Settings) -> str:
+    return POST_BOOTSTRAP + (" --admin" if s.use_admin else "")
 
 
 def agent_config(s: Settings, env: jinja2.Environment) -> dict[str, Any]:
     cert, key = ssl_paths(s)
     text = env.get_template("howdah.yml.j2").render(
         s=s, dcs_yaml=yaml.safe_dump(s.dcs.section(), default_flow_style=False).rstrip(),
-        ssl_cert=cert, ssl_key=key, post_bootstrap=POST_BOOTSTRAP,
+        ssl_cert=cert, ssl_key=key, post_bootstrap=post_bootstrap_command(s),
     )
     config: dict[str, Any] = yaml.safe_load(text)
     config = deep_merge(deep_merge(config, backup.agent_fragment(s)), clone.agent_fragment(s))
@@ -81,13 +82,14 @@ def check_agent_config(text: str, env: Mapping[str, str]) -> None:
 
 
 def pgbouncer_settings(s: Settings) -> tuple[dict[str, str], dict[str, Any]]:
+    assert isinstance(s.pgbouncer_settings, dict)
     databases: dict[str, str] = {"*": f"host=127.0.0.1 port={s.pgport}"}
     settings: dict[str, Any] = {
         "listen_addr": "*",
         "listen_port": s.pgbouncer_port,
         "unix_socket_dir": "/var/run/postgresql",
         "auth_type": s.pgbouncer_auth,
-        "auth_file": f"{s.run_dir}/userlist.txt",
+        "auth_file": f"{s.pgbouncer_dir}/userlist.txt",
         "admin_users": s.superuser.name,
         "stats_users": s.admin.name,
         "pool_mode": "session",
@@ -112,9 +114,15 @@ def render_all(s: Settings, directory: Path | None = None) -> Files:
         "supervisord.conf": (env.get_template("supervisord.conf.j2").render(s=s) + backup.supervisord_program(s), 0o644),
         "pgbackrest.conf": (env.get_template("pgbackrest.conf.j2").render(s=s), 0o600),
     }
+    if s.crontab:
+        files["crontab"] = ("".join(line + "\n" for line in s.crontab), 0o600)
     if s.pgbouncer:
-        databases, settings = pgbouncer_settings(s)
-        files["pgbouncer.ini"] = (env.get_template("pgbouncer.ini.j2").render(databases=databases, settings=settings), 0o600)
-        users = [s.superuser, s.admin]
-        files["userlist.txt"] = (env.get_template("userlist.txt.j2").render(users=users), 0o600)
+        where = "" if s.pgbouncer_dir == s.run_dir else s.pgbouncer_dir + "/"  # names are relative to run_dir
+        if isinstance(s.pgbouncer_settings, str):  # Spilo's whole pgbouncer.ini, as given
+            files[f"{where}pgbouncer.ini"] = (s.pgbouncer_settings, 0o600)
+        else:
+            databases, settings = pgbouncer_settings(s)
+            files[f"{where}pgbouncer.ini"] = (env.get_template("pgbouncer.ini.j2").render(databases=databases, settings=settings), 0o600)
+        userlist = s.pgbouncer_userlist or env.get_template("userlist.txt.j2").render(users=[s.superuser, s.admin])
+        files[f"{where}userlist.txt"] = (userlist, 0o600)
     return files

@@ -21,6 +21,7 @@ POSTGRES = "postgres"
 def facts() -> Facts:
     return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect(kubernetes=bool(os.environ.get("KUBERNETES_SERVICE_HOST"))),
                  pg_majors=pgversion.installed_majors(), read_data_major=pgversion.data_major,
+                 locales=available_locales(),
                  srv=srv_hosts)
 
 
@@ -120,7 +121,7 @@ def remove_stale_pidfile(pgdata: str) -> None:
 
 def prepare_dirs(s: Settings) -> None:
     for directory in (s.run_dir, f"{s.run_dir}/log", f"{s.run_dir}/ssl", f"{s.run_dir}/pgbackrest",
-                      s.pgroot, "/var/run/postgresql"):
+                      s.pgroot, "/var/run/postgresql", *([s.pgbouncer_dir] if s.pgbouncer else [])):
         os.makedirs(directory, exist_ok=True)
     os.chmod(s.pgroot, 0o700)
 
@@ -138,12 +139,12 @@ def write_files(run_dir: str, files: Files) -> None:
 
 
 def prepare_ssl(s: Settings) -> None:
-    """PEM content in SSL_CERTIFICATE/SSL_PRIVATE_KEY is written out; no certificate at all
-    gets a self-signed one (kept across restarts of the same container)."""
+    """PEM text in Spilo's SSL_* variables is written to its file; no certificate at all for
+    PostgreSQL gets a self-signed one (kept across restarts of the same container)."""
+    for path, text, mode in s.tls.writes:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write_files(os.path.dirname(path) or ".", {os.path.basename(path): (text, mode)})
     cert_path, key_path = ssl_paths(s)
-    for content, path, mode in ((s.ssl_certificate, cert_path, 0o644), (s.ssl_private_key, key_path, 0o600)):
-        if content.startswith("-----BEGIN"):
-            write_files(os.path.dirname(path), {os.path.basename(path): (content.strip() + "\n", mode)})
     if os.path.exists(cert_path) and os.path.exists(key_path):
         return
     subprocess.run(
@@ -152,3 +153,12 @@ def prepare_ssl(s: Settings) -> None:
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.chmod(key_path, 0o600)
+
+
+def available_locales() -> tuple[str, ...]:
+    """What `locale -a` lists (empty when it cannot run: INITDB_LOCALE is then not checked)."""
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in out.stdout.splitlines() if line.strip())

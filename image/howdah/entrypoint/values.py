@@ -14,6 +14,8 @@ Env = Mapping[str, str]
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 _HOST = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+HOST = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
+LOCALE = re.compile(r"^[A-Za-z0-9_@.\-]+$")
 
 
 def get(env: Env, name: str, default: str = "") -> str:

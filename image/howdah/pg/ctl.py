@@ -20,6 +20,10 @@ class PgPaths:
     bin_dir: Path
     socket_dirs: tuple[str, ...] = ("/var/run/postgresql",)
     port: int = 5432
+    # Where the postmaster's own stdout/stderr go (postgresql.startup_log); None: the agent's
+    # own output, as Patroni does. Never inside the data directory, so nothing grows unrotated
+    # there and lands in every base backup.
+    startup_log: Path | None = None
 
     def bin(self, name: str) -> str:
         return str(self.bin_dir / name)
@@ -164,19 +168,27 @@ def start(paths: PgPaths, timeout: float) -> bool:
     if is_running(paths):
         return True
     clear_stale_locks(paths)
-    logfile = paths.data_dir / "pg_ctl.log"
+    cmd = [paths.bin("pg_ctl"), "-D", str(paths.data_dir), "start", "-w", "-t", str(int(max(timeout, 1)))]
+    if paths.startup_log is not None:
+        cmd += ["-l", str(paths.startup_log)]
+    log.debug("running %s", " ".join(cmd))
     try:
-        res = pg_ctl(paths, "start", "-w", "-t", str(int(max(timeout, 1))), "-l", str(logfile),
-                     timeout=timeout + 30)
+        # Not captured: the postmaster inherits these descriptors for its lifetime, so a pipe
+        # here would never reach end-of-file. Its lines join the agent's own output.
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, timeout=timeout + 30)
     except subprocess.TimeoutExpired:
         return is_running(paths)
     if res.returncode != 0:
-        log.error("postgres failed to start: %s%s", res.stderr.strip(), _tail(logfile))
+        where = _tail(paths.startup_log) if paths.startup_log is not None and paths.startup_log.is_file() else \
+            " (the server's own lines are in the log above)"
+        log.error("postgres failed to start: pg_ctl exited %s%s", res.returncode, where)
         return False
     return True
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def _tail(path: Path | None, lines: int = 5) -> str:
+    if path is None:
+        return ""
     try:
         text = path.read_text(errors="replace").strip().splitlines()[-lines:]
     except OSError:

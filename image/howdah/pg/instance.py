@@ -33,6 +33,13 @@ def local_host(listen: str) -> str:
     return "127.0.0.1" if host in ("", "*", "0.0.0.0", "::") else host
 
 
+def _startup_log(pg_cfg: Mapping[str, Any]) -> Path | None:
+    """postgresql.startup_log (Howdah's): a file (or /proc/1/fd/1 for the container's log) for
+    the postmaster's own output; unset, it joins the agent's output."""
+    value = pg_cfg.get("startup_log")
+    return Path(str(value)) if value else None
+
+
 class Instance:
     def __init__(self, name: str, pg_cfg: Mapping[str, Any], scope: str = "") -> None:
         self.name = name
@@ -44,7 +51,8 @@ class Instance:
         self.paths = ctl.PgPaths(Path(str(pg_cfg["data_dir"])),
                                  Path(str(pg_cfg.get("bin_dir") or "/usr/lib/postgresql/15/bin")),
                                  tuple(d.strip() for d in sockets.split(",")),
-                                 conf.listen_port(listen.split(",")[-1])[1])
+                                 conf.listen_port(listen.split(",")[-1])[1],
+                                 _startup_log(pg_cfg))
         auth = pg_cfg.get("authentication") or {}
         self.superuser = _creds(auth, "superuser") or Credentials("postgres", None)
         self.replication = _creds(auth, "replication") or self.superuser
