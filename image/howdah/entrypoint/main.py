@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
-from . import haproxy, render, settings, system
+from . import haproxy, render, settings, spilo, system
 from .errors import EnvError
 
 
@@ -44,6 +44,8 @@ def prepare_node() -> settings.Settings:
     system.write_files(s.run_dir, files)
     system.prepare_ssl(s)
     warn_defaults(s)
+    for line in spilo.notices(env):
+        print(line, file=sys.stderr)
     return s
 
 

@@ -77,6 +77,7 @@ class Settings:
     use_admin: bool = False  # USE_ADMIN (default: PGPASSWORD_ADMIN is set, as in Spilo)
     log_to_stdout: bool = False  # LOG_TO_STDOUT
     crontab: tuple[str, ...] = ()  # CRONTAB: extra cron lines run as postgres
+    cert_reload: bool = False  # SSL_TEST_RELOAD (default: certificates were given)
     pgbouncer_userlist: str = ""  # Spilo's PGBOUNCER_AUTHENTICATION / PGBOUNCER_AUTH: userlist.txt text
     hooks: callbacks.Hooks = field(default_factory=callbacks.Hooks)  # CALLBACK_SCRIPT, VIP, AWS
     backup: backup.Backup = field(default_factory=backup.Backup)  # pgBackRest methods, keeper
@@ -211,6 +212,7 @@ def load(env: Env, facts: Facts) -> Settings:
         use_admin=values.boolean(env, "USE_ADMIN", bool(get(env, "PGPASSWORD_ADMIN"))),
         log_to_stdout=values.boolean(env, "LOG_TO_STDOUT"),
         crontab=_crontab(env),
+        cert_reload=values.boolean(env, "SSL_TEST_RELOAD", any(get(env, n) for n in _CERT_VARIABLES)),
         standby_cluster=_standby_cluster(env),
         stop_timeout=values.integer(env, "HOWDAH_STOP_TIMEOUT", 50, minimum=5),
         overlays=overlays,
@@ -220,6 +222,7 @@ def load(env: Env, facts: Facts) -> Settings:
     )
 
 
+_CERT_VARIABLES = tuple(f"SSL_{n}{f}" for n in ("CERTIFICATE", "PRIVATE_KEY", "CA", "CRL") for f in ("", "_FILE"))
 _AUTH_TYPES = ("scram-sha-256", "md5", "plain", "trust", "any", "hba", "cert")
 
 

@@ -70,5 +70,6 @@ def from_env(env: Env, run_dir: str) -> Tls:
     if bool(api_cert) != bool(api_key):
         given, missing = ("SSL_RESTAPI_CERTIFICATE", "SSL_RESTAPI_PRIVATE_KEY") if api_cert else \
             ("SSL_RESTAPI_PRIVATE_KEY", "SSL_RESTAPI_CERTIFICATE")
-        raise EnvError(missing, f"not set while {given} is", f"give both (or their _FILE paths) to serve the REST API over TLS")
+        raise EnvError(missing, f"not set (nor {missing}_FILE) while {given} or {given}_FILE is",
+                       "give both (or their _FILE paths) to serve the REST API over TLS")
     return Tls(cert, key, ca, crl, api_cert, api_key, api_ca, tuple(writes))
