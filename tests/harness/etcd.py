@@ -31,6 +31,19 @@ def _b64(text: str) -> str:
 PRIVATE_BIN_DIR = Path(os.environ.get("HARNESS_BIN_DIR", "/var/tmp/howdah-harness-bin"))
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Every task of pid is in state T (stopped), read from /proc."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii", errors="replace") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                    return False
+    except OSError:
+        return True  # gone: nothing answers
+    return True
+
+
 def private_etcd() -> str:
     """A private copy of the etcd binary (a copy, not a link: a new inode).
 
@@ -214,9 +227,15 @@ class EtcdServer:
         return out
 
     def freeze(self) -> None:
-        """SIGSTOP: etcd stops answering, connections hang (not refused)."""
+        """SIGSTOP: etcd stops answering, connections hang (not refused).
+
+        Returns once every thread of etcd is stopped: a group stop takes effect thread by
+        thread, and on a loaded machine a thread can still answer a request meanwhile."""
         if self.proc is not None:
             procs.signal_pid(self.proc.pid, signal.SIGSTOP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not _all_threads_stopped(self.proc.pid):
+                time.sleep(0.01)
 
     def thaw(self) -> None:
         if self.proc is not None:

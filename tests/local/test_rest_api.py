@@ -203,7 +203,9 @@ def test_restart(cluster: LocalCluster) -> None:
     before = replica.api("/patroni")[1]["postmaster_start_time"]
     code, text = call(replica, "POST", "/restart", {"role": "replica"}, timeout=300)
     assert code == 200, text
-    assert replica.api("/patroni")[1].get("postmaster_start_time") != before
+    # the status snapshot follows within a cycle (on a loaded machine not always at once)
+    wait_for("the new postmaster_start_time in /patroni",
+             lambda: replica.api("/patroni")[1].get("postmaster_start_time") not in (None, before), timeout=60)
     when = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
     assert call(replica, "POST", "/restart", {"schedule": when}) == (202, "Restart scheduled")
     assert call(replica, "POST", "/restart", {"schedule": when})[0] == 409
