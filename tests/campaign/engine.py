@@ -274,8 +274,14 @@ class Campaign:
             node.config["postgresql"]["connect_address"] = f"127.0.0.1:{p_pg}"
 
     def settle(self, c: LocalCluster, timeout: float = 240) -> AgentNode:
-        leader = c.wait_leader(timeout)
-        c.wait_streaming(2, timeout)
+        """A leader with one streaming replica (what every mode needs to take
+        writes), then up to a minute more for the second one."""
+        c.wait_leader(timeout)
+        c.wait_streaming(1, timeout)
+        try:
+            c.wait_streaming(2, 60)
+        except TimeoutError:
+            self.log("settle: only one replica streams; going on")
         return c.wait_leader(timeout)
 
     # --- faults ----------------------------------------------------------------
@@ -363,6 +369,9 @@ class Campaign:
                 res.acked = len(writers.acked)
                 res.lost = lost_ids(leader, writers.acked)
                 self._score(res, prober.rounds)
+            except BaseException:
+                self.log("campaign failed; cluster logs:\n" + c.dump_logs(60))
+                raise
             finally:
                 for group in self.proxies.values():
                     for proxy in group.values():

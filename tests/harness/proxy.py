@@ -8,7 +8,7 @@ touching the node:
   kube-proxy without endpoints): live connections are reset and new ones are
   refused, while the node itself stays up and reachable on its real port;
 - ``drop()``: like a DROP rule: nothing is forwarded any more in either
-  direction, live connections hang and new ones never get an answer;
+  direction, live and new connections hang (until heal(): then bytes flow again);
 - ``heal()``: forward again.
 """
 from __future__ import annotations
@@ -94,14 +94,14 @@ class TcpProxy:
             except OSError:
                 return  # closed
             with self._lock:
-                if self.mode == "drop":
-                    self._conns.add(client)  # accepted by the kernel anyway: let it hang
-                    continue
-                if self.mode != "forward":
+                if self.mode not in ("forward", "drop"):
                     _reset(client)
                     continue
+            # while dropping, the connection is set up but moves no byte until
+            # heal(): the client sees a hang, then a working connection
             try:
                 upstream = socket.create_connection((self.host, self.target_port), timeout=5)
+                upstream.settimeout(None)
             except OSError:
                 _reset(client)
                 continue
