@@ -48,6 +48,7 @@ class Executor:
         # that flushed past it has every commit acknowledged so far
         self._ssn_floor: int | None = None
         self.on_renew: Callable[[], None] = lambda: None  # publishes the fence's deadline
+        self.on_acquired: Callable[[], bool] = lambda: True  # arms a watchdog; False: may not lead
 
     def run(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
@@ -74,6 +75,10 @@ class Executor:
             self.mem.last_renew = sent
             self.on_renew()
             log.info("acquired the leader lock")
+            if not self.on_acquired():
+                log.error("giving the leader lock back: this node may not lead unguarded")
+                self.release_lock(d)
+                return False
             return True
         log.info("another member acquired the leader lock first")
         return False

@@ -16,6 +16,7 @@ from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers, pool_from_config
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
+from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
 from howdah.api.status import NodeStatus
 from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
@@ -61,6 +62,11 @@ class Agent:
         self.lease = LeaseFile(Path(str(lease_path)))
         self.fence = Fence(self.lease.path, self.pg.paths.data_dir)
         self.executor.on_renew = self.publish_lease
+        try:
+            self.watchdog = Watchdog(WatchdogConfig.parse(cfg.raw.get("watchdog")))
+        except WatchdogConfigError as exc:
+            raise ConfigError(exc.field, exc.message) from None
+        self.executor.on_acquired = self._arm_watchdog
         self._dcs_timeout = timeout
         self.api_url = self._api_url()
         self.conn_url = self._conn_url()
@@ -215,12 +221,29 @@ class Agent:
         """Why this node may not run a primary now, or None."""
         if not self.fence.ensure():
             return "the fence process cannot run"
+        view = self.mem.view
+        if view.leader is not None and view.leader.name == self.cfg.name \
+                and not self._arm_watchdog():
+            return f"watchdog required, but {self.watchdog.error}"
         return None
+
+    def _arm_watchdog(self) -> bool:
+        """Arm the watchdog for this leader; False only when mode is required
+        and it cannot be armed (the node must not lead then)."""
+        if self.settings.standby_cluster is not None:
+            return True  # a standby leader takes no writes
+        armed = self.watchdog.activate(self.settings.ttl, self.settings.loop_wait)
+        return armed or self.watchdog.cfg.mode != "required"
 
     def publish_lease(self) -> None:
         """Called right after each renewal (and at the end of each cycle), so
-        a cycle that renews and then blocks is fenced on the new deadline."""
+        a cycle that renews and then blocks is fenced on the new deadline,
+        and the watchdog is fed from that renewal."""
         self.lease.publish(self.fence_deadline())
+        if self.mem.last_renew is not None:
+            self.watchdog.keepalive()
+        else:
+            self.watchdog.disable()
 
     def lease_deadline(self) -> float | None:
         """Until when this node may act as the primary: from the last renewal
@@ -317,5 +340,6 @@ class Agent:
             log.warning("could not clean up DCS keys: %s", exc)
         self.mem.state = "stopped"
         self.lease.publish(None)
+        self.watchdog.disable()
         self.fence.stop()
         self.callbacks.wait_idle(10)
