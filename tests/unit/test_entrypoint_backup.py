@@ -79,7 +79,7 @@ def test_repository_path() -> None:
 
 def test_s3_repository_also_archives() -> None:
     conf = configparser.ConfigParser(interpolation=None)
-    out = files(WAL_S3_BUCKET="wal", AWS_ENDPOINT="http://minio:9000", AWS_ACCESS_KEY_ID="k",
+    out = files(WAL_S3_BUCKET="wal", AWS_ENDPOINT="https://minio:9000", AWS_ACCESS_KEY_ID="k",
                 AWS_SECRET_ACCESS_KEY="s", AWS_S3_FORCE_PATH_STYLE="true")
     conf.read_string(out["pgbackrest.conf"])
     assert conf["global"]["repo1-type"] == "s3" and conf["global"]["repo1-s3-bucket"] == "wal"

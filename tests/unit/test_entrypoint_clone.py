@@ -52,19 +52,22 @@ def test_clone_from_backup_with_pitr(method: str, name: str) -> None:
     boot = yaml.safe_load(out["howdah.yml"])["bootstrap"]
     assert boot["method"] == name
     spec = boot[name]
-    assert spec["command"] == ("/usr/local/bin/howdah-clone-pgbackrest --config=/run/howdah/pgbackrest.conf"
+    assert spec["command"] == ("/usr/local/bin/howdah-clone-pgbackrest --config=/run/howdah/pgbackrest-clone.conf"
                                " --stanza=prod --target-time='2026-05-01 12:30:00+02:00'")
     assert spec["recovery_conf"] == {
-        "restore_command": 'pgbackrest --config=/run/howdah/pgbackrest.conf --stanza=prod archive-get %f "%p"',
+        "restore_command": 'pgbackrest --config=/run/howdah/pgbackrest-clone.conf --stanza=prod archive-get %f "%p"',
         "recovery_target_action": "promote",
         "recovery_target_timeline": "latest",
         "recovery_target_time": "2026-05-01 12:30:00+02:00",
     }
     assert not spec.get("keep_existing_recovery_conf")
     conf = configparser.ConfigParser(interpolation=None, strict=False)
-    conf.read_string(out["pgbackrest.conf"])
+    conf.read_string(out["pgbackrest-clone.conf"])
     assert conf["prod"]["pg1-path"] == "/home/postgres/pgdata/pgroot/data", "the source stanza restores here"
-    assert conf["copy"]["pg1-path"] == "/home/postgres/pgdata/pgroot/data"
+    assert "repo1-retention-full" not in conf["global"], "the source's repository is never expired from here"
+    own = configparser.ConfigParser(interpolation=None, strict=False)
+    own.read_string(out["pgbackrest.conf"])
+    assert own["copy"]["pg1-path"] == "/home/postgres/pgdata/pgroot/data" and "prod" not in own
 
 
 def test_clone_from_backup_without_target_replays_the_whole_archive() -> None:
@@ -123,5 +126,9 @@ def test_standby_cluster_from_env() -> None:
 
 def test_clone_from_an_s3_repository_reads_the_source_scopes_path() -> None:
     conf = configparser.ConfigParser(interpolation=None, strict=False)
-    conf.read_string(files(CLONE_METHOD="CLONE_WITH_WALE", CLONE_SCOPE="prod", WAL_S3_BUCKET="b")["pgbackrest.conf"])
-    assert conf["global"]["repo1-path"] == "/copy" and conf["prod"]["repo1-path"] == "/prod"
+    out = files(CLONE_METHOD="CLONE_WITH_WALE", CLONE_SCOPE="prod", WAL_S3_BUCKET="b")
+    conf.read_string(out["pgbackrest.conf"])
+    source = configparser.ConfigParser(interpolation=None, strict=False)
+    source.read_string(out["pgbackrest-clone.conf"])
+    assert conf["global"]["repo1-path"] == "/copy" and source["global"]["repo1-path"] == "/prod"
+    assert source["global"]["repo1-s3-bucket"] == "b" and "prod" in source

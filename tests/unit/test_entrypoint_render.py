@@ -85,12 +85,12 @@ def test_pgbouncer_files() -> None:
 
 
 def test_pgbackrest_archiving() -> None:
-    conf = agent(SCOPE="c", ETCD_HOST="e", WAL_S3_BUCKET="bk", AWS_ENDPOINT="http://minio:9000",
+    conf = agent(SCOPE="c", ETCD_HOST="e", WAL_S3_BUCKET="bk", AWS_ENDPOINT="https://minio:9000",
                  AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s")
     params = conf["bootstrap"]["dcs"]["postgresql"]["parameters"]
     assert params["archive_mode"] == "on" and "--stanza=c archive-push %p" in params["archive_command"]
-    text = files(SCOPE="c", ETCD_HOST="e", WAL_S3_BUCKET="bk", AWS_ENDPOINT="http://minio:9000")["pgbackrest.conf"]
-    assert "repo1-type=s3" in text and "repo1-s3-endpoint=minio:9000" in text and "[c]" in text
+    text = files(SCOPE="c", ETCD_HOST="e", WAL_S3_BUCKET="bk", AWS_ENDPOINT="https://minio:9000")["pgbackrest.conf"]
+    assert "repo1-type=s3" in text and "repo1-s3-endpoint=minio" in text and "repo1-storage-port=9000" in text and "[c]" in text
     plain = agent()["bootstrap"]["dcs"]["postgresql"]["parameters"]
     assert "archive_command" not in plain
 

@@ -101,5 +101,5 @@ def test_pgbouncer_configuration_switches_it_on() -> None:
 
 
 def test_s3_turns_on_pgbackrest() -> None:
-    s = load(WAL_S3_BUCKET="bk", AWS_ENDPOINT="http://minio:9000", AWS_S3_FORCE_PATH_STYLE="true")
-    assert s.pgbackrest and s.s3["endpoint"] == "minio:9000" and s.s3["uri_style"] == "path"
+    s = load(WAL_S3_BUCKET="bk", AWS_ENDPOINT="minio:9000", AWS_S3_FORCE_PATH_STYLE="true")
+    assert s.pgbackrest and s.repo is not None and s.repo.option("s3-endpoint") == "minio" and s.repo.option("s3-uri-style") == "path"

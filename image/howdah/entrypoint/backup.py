@@ -40,6 +40,7 @@ class Backup:
     threshold_megabytes: int = 10240
     threshold_percentage: int = 30
     keeper_interval: int = 30
+    retain_full: int = 5  # BACKUP_NUM_TO_RETAIN: full backups kept (their diffs/incrs and WAL go with them)
 
 
 def from_env(env: Env, home: str) -> Backup:
@@ -55,16 +56,23 @@ def from_env(env: Env, home: str) -> Backup:
         threshold_megabytes=values.integer(env, "WALE_BACKUP_THRESHOLD_MEGABYTES", 10240),
         threshold_percentage=values.integer(env, "WALE_BACKUP_THRESHOLD_PERCENTAGE", 30),
         keeper_interval=values.integer(env, "BACKUP_CHECK_INTERVAL", 30, minimum=1),
+        retain_full=values.integer(env, "BACKUP_NUM_TO_RETAIN", 5, minimum=1),
     )
 
 
-def pgbackrest(s: Settings, stanza: str | None = None) -> str:
+def config_file(s: Settings, of: str = "") -> str:
+    """This cluster's pgBackRest config, or (of="clone"/"standby") the self-contained one of the
+    cluster a clone restores from or a standby follows (no option inherited from ours)."""
+    return f"{s.run_dir}/pgbackrest{'-' + of if of else ''}.conf"
+
+
+def pgbackrest(s: Settings, stanza: str | None = None, of: str = "") -> str:
     """The pgbackrest command line with this container's config file and a stanza."""
-    return f"pgbackrest --config={s.run_dir}/pgbackrest.conf --stanza={stanza or s.scope}"
+    return f"pgbackrest --config={config_file(s, of)} --stanza={stanza or s.scope}"
 
 
-def restore_command(s: Settings, stanza: str | None = None) -> str:
-    return pgbackrest(s, stanza) + ' archive-get %f "%p"'
+def restore_command(s: Settings, stanza: str | None = None, of: str = "") -> str:
+    return pgbackrest(s, stanza, of) + ' archive-get %f "%p"'
 
 
 def agent_fragment(s: Settings) -> dict[str, Any]:

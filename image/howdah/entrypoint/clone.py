@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import backup, values
+from .repo import Repo, repository
 from .errors import EnvError
 from .values import Env, get
 
@@ -39,6 +40,7 @@ class Clone:
     user: str = ""
     target_time: str = ""
     target_timeline: str = "latest"
+    repo: Repo | None = None  # the source's object storage (CLONE_WAL_S3_BUCKET, ... or the cluster's own)
 
     @property
     def from_backup(self) -> bool:
@@ -71,9 +73,13 @@ def from_env(env: Env, scope: str, replication_user: str) -> Clone | None:
     timeline = get(env, "CLONE_TARGET_TIMELINE", "latest")
     if timeline not in ("latest", "current") and not timeline.isdigit():
         raise EnvError("CLONE_TARGET_TIMELINE", f"{timeline!r} is not a timeline", "use latest, current or a number")
-    clone = Clone(method=method, scope=get(env, "CLONE_SCOPE"), host=get(env, "CLONE_HOST"),
+    source_scope = get(env, "CLONE_SCOPE")
+    source_repo = None
+    if METHODS[raw.upper()] != "clone_with_basebackup" and source_scope:
+        source_repo = repository(env, source_scope, "CLONE_") or repository(env, source_scope)
+    clone = Clone(method=method, scope=source_scope, host=get(env, "CLONE_HOST"),
                   port=values.port(env, "CLONE_PORT", 5432), user=get(env, "CLONE_USER", replication_user),
-                  target_time=target_time(env), target_timeline=timeline)
+                  target_time=target_time(env), target_timeline=timeline, repo=source_repo)
     if not clone.from_backup and not clone.host:
         raise EnvError("CLONE_HOST", f"not set while CLONE_METHOD is {raw}", "set it to the host of the cluster to clone")
     if clone.from_backup and not clone.scope:
@@ -93,9 +99,9 @@ def agent_fragment(s: Settings) -> dict[str, Any]:
     if not c.from_backup:
         command = f"{BASEBACKUP_SCRIPT} --host={c.host} --port={c.port} --user={c.user}"
         return {"bootstrap": {"method": c.method, c.method: {"command": command}}}
-    command = f"{PGBACKREST_SCRIPT} --config={s.run_dir}/pgbackrest.conf --stanza={c.scope}"
+    command = f"{PGBACKREST_SCRIPT} --config={backup.config_file(s, 'clone')} --stanza={c.scope}"
     recovery: dict[str, Any] = {
-        "restore_command": backup.restore_command(s, c.scope),
+        "restore_command": backup.restore_command(s, c.scope, "clone"),
         "recovery_target_action": "promote",
         "recovery_target_timeline": c.target_timeline,
     }

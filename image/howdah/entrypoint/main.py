@@ -46,6 +46,8 @@ def prepare_node() -> settings.Settings:
     warn_defaults(s)
     for line in spilo.notices(env):
         print(line, file=sys.stderr)
+    for note in s.notes:  # how WAL-E/WAL-G/S3 variables were mapped onto pgBackRest
+        print(f"howdah-entrypoint: {note}", file=sys.stderr, flush=True)
     return s
 
 

@@ -112,10 +112,15 @@ def render_all(s: Settings, directory: Path | None = None) -> Files:
     files: Files = {
         "howdah.yml": (yaml.safe_dump(agent_config(s, env), default_flow_style=False, sort_keys=False), 0o600),
         "supervisord.conf": (env.get_template("supervisord.conf.j2").render(s=s) + backup.supervisord_program(s), 0o644),
-        "pgbackrest.conf": (env.get_template("pgbackrest.conf.j2").render(s=s), 0o600),
+        "pgbackrest.conf": (env.get_template("pgbackrest.conf.j2").render(
+            s=s, repo=s.repo, stanza=s.scope, own=True, why="This cluster's own repository."), 0o600),
     }
     if s.crontab:
         files["crontab"] = ("".join(line + "\n" for line in s.crontab), 0o600)
+    if s.clone and s.clone.from_backup:
+        files["pgbackrest-clone.conf"] = (env.get_template("pgbackrest.conf.j2").render(
+            s=s, repo=s.clone.repo, stanza=s.clone.scope, own=False,
+            why=f"The cluster this one is cloned from (CLONE_SCOPE {s.clone.scope}): read, never written."), 0o600)
     if s.pgbouncer:
         where = "" if s.pgbouncer_dir == s.run_dir else s.pgbouncer_dir + "/"  # names are relative to run_dir
         if isinstance(s.pgbouncer_settings, str):  # Spilo's whole pgbouncer.ini, as given

@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import yaml
 
-from . import backup, callbacks, clone, cron, dcs, pgversion as pgmajor, tls, values
+from . import backup, callbacks, clone, cron, dcs, pgversion as pgmajor, repo, tls, values
 from .errors import EnvError
 from .memory import MemorySizing
+from .repo import Repo
 from .values import Env, get
 
 DEFAULT_HOME = "/home/postgres"
@@ -66,7 +67,7 @@ class Settings:
     pgbouncer_auth: str
     pgbouncer_settings: dict[str, Any] | str  # a str: Spilo's whole pgbouncer.ini text
     pgbackrest: bool
-    s3: dict[str, str]
+    repo: Repo | None  # object storage (WAL_S3_BUCKET, ...); None: posix PGBACKREST_REPO_PATH
     callback_script: str
     standby_cluster: dict[str, Any]
     stop_timeout: int
@@ -82,6 +83,7 @@ class Settings:
     hooks: callbacks.Hooks = field(default_factory=callbacks.Hooks)  # CALLBACK_SCRIPT, VIP, AWS
     backup: backup.Backup = field(default_factory=backup.Backup)  # pgBackRest methods, keeper
     clone: clone.Clone | None = None  # CLONE_METHOD
+    notes: tuple[str, ...] = ()  # INFO/WARNING lines the entrypoint prints (how variables were mapped)
 
     @property
     def pgbouncer_dir(self) -> str:
@@ -130,25 +132,6 @@ def _is_ini(text: str) -> bool:
                for line in text.splitlines())
 
 
-def _s3(env: Env) -> dict[str, str]:
-    bucket = get(env, "WAL_S3_BUCKET")
-    if not bucket:
-        return {}
-    endpoint = get(env, "AWS_ENDPOINT")
-    region = get(env, "AWS_REGION", "us-east-1")
-    if endpoint and "://" in endpoint:
-        values.url({"AWS_ENDPOINT": endpoint}, "AWS_ENDPOINT")
-    return {
-        "bucket": bucket,
-        "endpoint": endpoint.split("://", 1)[-1].rstrip("/") or f"s3.{region}.amazonaws.com",
-        "region": region,
-        "key": get(env, "AWS_ACCESS_KEY_ID"),
-        "secret": get(env, "AWS_SECRET_ACCESS_KEY"),
-        "uri_style": "path" if values.boolean(env, "AWS_S3_FORCE_PATH_STYLE") else "host",
-        "retain": str(values.integer(env, "BACKUP_NUM_TO_RETAIN", 5, minimum=1)),
-    }
-
-
 def _standby_cluster(env: Env) -> dict[str, Any]:
     host = get(env, "STANDBY_HOST")
     if not host:
@@ -176,7 +159,8 @@ def load(env: Env, facts: Facts) -> Settings:
     overlays = [(n, values.yaml_mapping(env, n)) for n in ("SPILO_CONFIGURATION", "HOWDAH_CONFIGURATION")]
     dcs.refuse_unsupported({}, overlays)
     pgbouncer, pgbouncer_settings = _pgbouncer(env)
-    s3 = _s3(env)
+    store_repo = repo.repository(env, scope)
+    notes = tuple(repo.wal_tool_notes(env)) + (store_repo.notes if store_repo else ())
     namespace = get(env, "NAMESPACE", "/service/")
     run_dir = get(env, "HOWDAH_RUN_DIR", DEFAULT_RUN_DIR)
     connect_host = get(env, "POD_IP", facts.ip)
@@ -203,8 +187,8 @@ def load(env: Env, facts: Facts) -> Settings:
         pgbouncer_auth=_pgbouncer_auth(env)[0],
         pgbouncer_userlist=_pgbouncer_auth(env)[1],
         pgbouncer_settings=pgbouncer_settings,
-        pgbackrest=bool(s3) or values.boolean(env, "PGBACKREST"),
-        s3=s3,
+        pgbackrest=bool(store_repo) or values.boolean(env, "PGBACKREST"),
+        repo=store_repo,
         callback_script=get(env, "CALLBACK_SCRIPT"),
         tls=tls.from_env(env, run_dir),
         restapi_connect_host=_connect_host(env, "RESTAPI_CONNECT_ADDRESS", connect_host),
@@ -219,6 +203,7 @@ def load(env: Env, facts: Facts) -> Settings:
         hooks=callbacks.from_env(env),
         backup=backup.from_env(env, home),
         clone=clone.from_env(env, scope, get(env, "PGUSER_STANDBY", "standby")),
+        notes=notes,
     )
 
 

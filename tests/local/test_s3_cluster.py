@@ -1,0 +1,153 @@
+"""pgBackRest to a real S3 server over TLS (tests/harness/s3.py), with the pgbackrest.conf the
+entrypoint renders from Spilo's variables (WAL_S3_BUCKET, AWS_ENDPOINT=https://localhost:<port>,
+AWS_CA_BUNDLE, static keys; path style by default for a custom endpoint): a 3-node cluster
+archives WAL and takes a base backup (the backup keeper) into the bucket, archive-get reads a
+segment back, and the two other nodes are built from that backup: the plain ``pgbackrest``
+replica method and the WAL-E style ``howdah-restore-replica``."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+pytest.importorskip("moto")
+pytest.importorskip("cryptography")
+
+from harness import LocalCluster  # noqa: E402
+from harness.config import HOWDAH_VENV, REPO, _runnable_as_postgres  # noqa: E402
+from harness.node import AgentNode  # noqa: E402
+from harness.s3 import S3Server  # noqa: E402
+from harness.waiting import wait_for  # noqa: E402
+from howdah.entrypoint import render, settings  # noqa: E402
+from howdah.entrypoint.memory import sizing  # noqa: E402
+
+pytestmark = pytest.mark.local
+BUCKET = "howdah-backups"
+
+
+def python() -> str:
+    """A python3 the postgres user can run, with psycopg2."""
+    if _runnable_as_postgres(str(HOWDAH_VENV / "bin" / "python")):
+        return str(HOWDAH_VENV / "bin" / "python")
+    site = sorted((HOWDAH_VENV / "lib").glob("python3*/site-packages"))
+    return f"env PYTHONPATH={site[-1]} /usr/bin/python3"
+
+
+class Rendered:
+    """pgbackrest.conf files rendered by the entrypoint for the S3 server, one per node."""
+
+    def __init__(self, s3: S3Server, scope: str, **env: str) -> None:
+        self.s3, self.scope, self.env = s3, scope, env
+        self.dir = Path(tempfile.mkdtemp(prefix="howdah-s3conf-"))
+        os.chmod(self.dir, 0o777)
+        self.shared = self.render(None)
+
+    def render(self, node: AgentNode | None) -> Path:
+        env = {"SCOPE": self.scope, "WAL_S3_BUCKET": BUCKET, **self.s3.env(), "HOWDAH_RUN_DIR": str(self.dir),
+               "PGUSER_SUPERUSER": "postgres", **self.env}
+        if node is not None:
+            env.update(PGDATA=str(node.data_dir), PGPORT=str(node.pg_port))
+        s = settings.load(env, settings.Facts(hostname="n", ip="127.0.0.1", memory=sizing(1024 ** 3)))
+        text = render.render_all(s)["pgbackrest.conf"][0]
+        if node is not None:  # the harness's PostgreSQL listens on a socket in its work directory
+            text = re.sub(r"(?m)^pg1-socket-path=.*$", f"pg1-socket-path={node.workdir}", text)
+        path = self.dir / f"pgbackrest-{node.name if node else 'shared'}.conf"
+        path.write_text(text)
+        os.chmod(path, 0o644)  # the agents run as postgres (a test-only copy of the keys)
+        return path
+
+    def cmd(self, conf: Path) -> str:
+        return f"pgbackrest --config={conf} --stanza={self.scope}"
+
+    def archiving(self) -> dict[str, Any]:
+        """extra= for a cluster that archives to and restores WAL from the bucket."""
+        here = '--pg1-path="$PWD"'  # archive and restore commands run in the data directory
+        return {"bootstrap": {"dcs": {"postgresql": {"parameters": {
+            "archive_mode": "on", "archive_command": f"{self.cmd(self.shared)} {here} archive-push %p"}}}},
+            "postgresql": {"recovery_conf": {
+                "restore_command": f'{self.cmd(self.shared)} {here} archive-get %f "%p"'}}}
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(list(argv), user="postgres", group="postgres", capture_output=True, text=True,
+                              timeout=600, cwd=self.dir)
+        assert done.returncode == 0, f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def backups(self) -> list[dict[str, Any]]:
+        out = self.run(*self.cmd(self.shared).split(), "info", "--output=json").stdout
+        entry = next((e for e in json.loads(out) if e["name"] == self.scope), {})
+        return list(entry.get("backup") or [])
+
+    def keeper(self, node: AgentNode) -> subprocess.CompletedProcess[str]:
+        return self.run(*python().split(), str(REPO / "scripts/backup_keeper.py"), f"--config={self.render(node)}",
+                        f"--stanza={self.scope}", f"--api-url={node.api_url}/patroni", "--once")
+
+
+@pytest.fixture
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        server.create_bucket(BUCKET)
+        yield server
+
+
+def switch_and_archive(node: AgentNode) -> str:
+    """Close the current WAL segment and wait until the archiver shipped it."""
+    segment = str(node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
+    wait_for(f"{segment} archived", lambda: (node.sql(
+        "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or "") >= segment, 90)
+    return segment
+
+
+def test_cluster_archives_and_backs_up_to_s3_and_replicas_restore_from_it(
+        s3: S3Server, local_cluster: Callable[..., LocalCluster]) -> None:
+    conf = Rendered(s3, "harness")
+    try:
+        text = conf.shared.read_text()
+        for line in ("repo1-type=s3", f"repo1-s3-bucket={BUCKET}", "repo1-s3-endpoint=localhost",
+                     f"repo1-storage-port={s3.port}", "repo1-s3-uri-style=path", f"repo1-storage-ca-file={s3.ca_file}",
+                     "repo1-path=/harness"):
+            assert line in text.splitlines(), f"{line} not rendered:\n{text}"
+        c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3, start_agents=False, extra=conf.archiving())
+        n1, n2, n3 = c.nodes
+        c.start_agents([n1])
+        assert c.wait_leader(180) is n1
+        n1.sql("CREATE TABLE kept (v text)")
+        n1.sql("INSERT INTO kept VALUES ('in the backup')")
+        wait_for("n1 running as primary", lambda: n1.api("/patroni")[1].get("state") == "running", 60)
+        first = conf.keeper(n1)
+        assert "creating stanza harness" in first.stdout and "taking a full backup" in first.stdout, first.stdout
+        assert [b["type"] for b in conf.backups()] == ["full"]
+        keys = s3.keys(BUCKET, "harness/")
+        assert any(k.startswith("harness/backup/harness/") for k in keys), keys
+        n1.sql("INSERT INTO kept VALUES ('only in the archive')")
+        segment = switch_and_archive(n1)
+        assert any(k.startswith(f"harness/archive/harness/") and f"/{segment}-" in k
+                   for k in s3.keys(BUCKET, "harness/archive/")), "the segment is in the bucket"
+        fetched = conf.dir / "fetched-segment"
+        conf.run(*conf.cmd(conf.shared).split(), f"--pg1-path={n1.data_dir}", "archive-get", segment, str(fetched))
+        assert fetched.stat().st_size == 16 * 1024 * 1024
+
+        # replicas from the S3 backup: the image's plain pgbackrest method and the WAL-E style one
+        n2.config["postgresql"].update({"create_replica_methods": ["pgbackrest", "basebackup"], "pgbackrest": {
+            "command": f"{conf.cmd(conf.render(n2))} --delta --type=standby restore",
+            "keep_data": True, "no_params": True}})
+        restore = (f"{python()} {REPO / 'scripts/restore_replica.py'} --config={conf.render(n3)} "
+                   f"--stanza=harness")
+        n3.config["postgresql"].update({"create_replica_methods": ["wal_e", "basebackup"], "wal_e": {
+            "command": restore, "threshold_megabytes": 1024, "threshold_backup_size_percentage": 10000}})
+        c.start_agents([n2, n3])
+        wait_for("n2 and n3 streaming", lambda: {"n2", "n3"} <= set(c.streaming(n1)), 300)
+        assert "replica created with method pgbackrest" in n2.log_path.read_text(errors="replace")
+        assert "replica created with method wal_e" in n3.log_path.read_text(errors="replace")
+        n1.sql("INSERT INTO kept VALUES ('streamed')")
+        for node in (n2, n3):
+            wait_for(f"all rows on {node.name}", lambda n=node: n.sql("SELECT count(*) FROM kept") == [(3,)], 60)
+    finally:
+        shutil.rmtree(conf.dir, ignore_errors=True)
