@@ -67,6 +67,10 @@ ENV_MAP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PATRONI_ETCD3_CACERT", ("etcd3", "cacert")),
     ("PATRONI_ETCD3_CERT", ("etcd3", "cert")),
     ("PATRONI_ETCD3_KEY", ("etcd3", "key")),
+    *((f"PATRONI_KUBERNETES_{key.upper()}", ("kubernetes", key)) for key in (
+        "namespace", "labels", "scope_label", "role_label", "leader_label_value", "follower_label_value",
+        "standby_leader_label_value", "tmp_role_label", "use_endpoints", "pod_ip", "ports",
+        "bypass_api_service", "cacert")),
     ("PATRONI_POSTGRESQL_LISTEN", ("postgresql", "listen")),
     ("PATRONI_POSTGRESQL_CONNECT_ADDRESS", ("postgresql", "connect_address")),
     ("PATRONI_POSTGRESQL_DATA_DIR", ("postgresql", "data_dir")),

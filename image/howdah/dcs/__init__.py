@@ -16,6 +16,7 @@ from howdah.dcs.base import Dcs
 BACKENDS: dict[str, str] = {
     "etcd": "howdah.dcs.etcd2:EtcdV2",
     "etcd3": "howdah.dcs.etcd3:Etcd3",
+    "kubernetes": "howdah.dcs.kubernetes:Kubernetes",
 }
 # sections Patroni knows that Howdah does not implement (the config says so)
 UNSUPPORTED = ("consul", "zookeeper", "exhibitor", "raft")

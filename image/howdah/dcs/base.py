@@ -26,6 +26,8 @@ class Capabilities:
     watch_expiry: bool = True     # a leader watch wakes the moment the leader ttl runs out
     recursive_read: bool = True   # one request reads every key of the cluster
     role_labels: bool = False     # the backend keeps a role label on the pod
+    member_expiry: bool = True    # member keys vanish `ttl` after their last touch (Kubernetes:
+                                  # a member is its pod and lasts as long as the pod)
 
 
 class Dcs(Protocol):

@@ -1,0 +1,199 @@
+"""The Kubernetes backend: Patroni's object layout, resourceVersion compare-and-swap and the
+pod role label that a Service selecting `spilo-role=master` follows.
+
+The API server here is tests/harness/kubeapi.py, a STAND-IN: no real kube-apiserver can run on
+this host. It implements the subset the backend uses (get/list/watch/create/patch/delete of
+endpoints, configmaps and pods, resourceVersion preconditions answered with 409). The shared
+DCS contract (test_dcs_contract.py) runs against it too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from harness import LocalCluster
+from harness.kubeapi import KubeApiStandIn
+from howdah.dcs import open_backend
+from howdah.dcs.base import Dcs, DcsError
+
+pytestmark = [pytest.mark.local, pytest.mark.own_dcs]
+NS = "db"
+SPILO = {"labels": {"application": "spilo"}, "scope_label": "cluster-name", "role_label": "spilo-role",
+         "leader_label_value": "master", "follower_label_value": "replica",
+         "standby_leader_label_value": "master"}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # noqa: BLE001
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.3)
+    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeApiStandIn]:
+    with KubeApiStandIn(token="s3cret") as server:
+        monkeypatch.setenv("KUBECONFIG", server.kubeconfig(tmp_path / "kubeconfig", NS))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        yield server
+
+
+def member(api: KubeApiStandIn, name: str, scope: str, **section: Any) -> Dcs:
+    api.put_pod(NS, name, {"application": "spilo", "cluster-name": scope})
+    return open_backend("kubernetes", {**SPILO, **section}, "/service/", scope, name, 2.0)
+
+
+def annotations(obj: dict[str, Any] | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def role_label(api: KubeApiStandIn, pod: str) -> str | None:
+    return ((api.get("pods", NS, pod) or {}).get("metadata", {}).get("labels") or {}).get("spilo-role")
+
+
+def test_configmap_layout_as_patroni_writes_it(api: KubeApiStandIn) -> None:
+    a, b = member(api, "pg-0", "pg"), member(api, "pg-1", "pg")
+    assert a.take_initialize() and a.set_initialize("7301234567890")
+    assert a.write_config({"ttl": 30, "loop_wait": 10}, None)
+    assert a.acquire_leader(30)
+    a.write_status(5000, {"pg_1": 4000})
+    a.touch_member({"role": "primary", "state": "running", "conn_url": "postgres://10.0.0.1:5432/postgres"}, 30)
+    b.touch_member({"role": "replica", "state": "streaming"}, 30)
+    assert a.write_sync("pg-0", ("pg-1",), None) and a.write_failover({"member": "pg-1"})
+    assert api.names("configmaps", NS) == ["pg-config", "pg-failover", "pg-leader", "pg-sync"]
+    leader = annotations(api.get("configmaps", NS, "pg-leader"))
+    assert {"leader", "acquireTime", "renewTime", "ttl", "transitions", "optime", "slots"} <= set(leader)
+    assert (leader["leader"], leader["ttl"], leader["optime"], json.loads(leader["slots"])) == (
+        "pg-0", "30", "5000", {"pg_1": 4000})
+    config = annotations(api.get("configmaps", NS, "pg-config"))
+    assert config["initialize"] == "7301234567890" and json.loads(config["config"]) == {"ttl": 30, "loop_wait": 10}
+    assert annotations(api.get("configmaps", NS, "pg-sync")) == {"leader": "pg-0", "sync_standby": "pg-1"}
+    assert annotations(api.get("configmaps", NS, "pg-failover")) == {"member": "pg-1"}
+    for name in api.names("configmaps", NS):
+        labels = api.get("configmaps", NS, name)["metadata"]["labels"]
+        assert labels == {"application": "spilo", "cluster-name": "pg"}
+    status = json.loads(annotations(api.get("pods", NS, "pg-0"))["status"])
+    assert status["role"] == "primary" and role_label(api, "pg-0") == "master"
+    assert role_label(api, "pg-1") == "replica"
+    view = b.get_cluster()
+    assert view.leader is not None and view.leader.name == "pg-0" and view.optime == 5000
+    assert [m.name for m in view.members] == ["pg-0", "pg-1"] and view.initialize == "7301234567890"
+
+
+def test_endpoints_hold_the_leader_address_for_a_service_without_selector(api: KubeApiStandIn) -> None:
+    ports = [{"name": "postgresql", "port": 5432}]
+    a = member(api, "pg-0", "pg", use_endpoints=True, pod_ip="10.0.0.1", ports=ports)
+    b = member(api, "pg-1", "pg", use_endpoints=True, pod_ip="10.0.0.2", ports=ports)
+    assert a.write_config({"ttl": 30}, None) and a.acquire_leader(30)
+    ep = api.get("endpoints", NS, "pg")
+    assert annotations(ep)["leader"] == "pg-0"
+    assert ep["subsets"] == [{"addresses": [{"ip": "10.0.0.1", "targetRef": {
+        "kind": "Pod", "namespace": NS, "name": "pg-0"}}], "ports": ports}]
+    assert api.get("services", NS, "pg-config") is not None, "the -config Endpoints need their Service"
+    assert a.hand_leader("pg-1", 30) and b.renew_leader(30)
+    ep = api.get("endpoints", NS, "pg")
+    assert annotations(ep)["leader"] == "pg-1" and annotations(ep)["transitions"] == "1"
+    assert ep["subsets"][0]["addresses"][0]["ip"] == "10.0.0.2"
+    assert b.release_leader()
+    assert api.get("endpoints", NS, "pg")["subsets"] == [], "no leader: the Service routes nowhere"
+
+
+def test_a_stale_resource_version_is_refused_with_409(api: KubeApiStandIn) -> None:
+    a, b = member(api, "pg-0", "pg"), member(api, "pg-1", "pg")
+    assert a.acquire_leader(30)
+    stale = b.get_cluster().leader
+    assert stale is not None
+    before = api.requests
+    assert a.renew_leader(30)
+    assert not b.evict_leader(stale.name, stale.index)
+    assert api.requests > before
+    assert b.get_cluster().leader.name == "pg-0"
+
+
+def test_the_role_label_follows_the_leader(api: KubeApiStandIn) -> None:
+    a, b = member(api, "pg-0", "pg"), member(api, "pg-1", "pg")
+    primary = {"role": "primary", "state": "running"}
+    replica = {"role": "replica", "state": "streaming"}
+
+    def selected() -> list[str]:  # what a Service selecting spilo-role=master routes to
+        return [n for n in api.names("pods", NS) if role_label(api, n) == "master"]
+
+    assert a.acquire_leader(30)
+    a.touch_member(primary, 30)
+    b.touch_member(replica, 30)
+    assert selected() == ["pg-0"] and role_label(api, "pg-1") == "replica"
+    assert a.hand_leader("pg-1", 30) and b.renew_leader(30)
+    a.touch_member({"role": "replica", "state": "stopped"}, 30)  # demoting
+    b.touch_member(primary, 30)
+    assert selected() == ["pg-1"] and role_label(api, "pg-0") is None
+    a.touch_member(replica, 30)
+    assert role_label(api, "pg-0") == "replica"
+    b.touch_member({"role": "standby_leader", "state": "running"}, 30)
+    assert role_label(api, "pg-1") == "master"
+
+
+def test_bad_token_and_missing_pod_are_one_line_errors(api: KubeApiStandIn, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    a = open_backend("kubernetes", {**SPILO, "token": "wrong"}, "/service/", "pg", "pg-0", 2.0)
+    with pytest.raises(DcsError) as info:
+        a.get_cluster()
+    assert "401" in str(info.value) and "RBAC" in str(info.value) and "\n" not in str(info.value)
+    b = open_backend("kubernetes", SPILO, "/service/", "pg", "nopod", 2.0)
+    with pytest.raises(DcsError) as info:
+        b.touch_member({"role": "replica", "state": "running"}, 30)
+    assert "no pod 'nopod'" in str(info.value)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(DcsError) as info:
+        open_backend("kubernetes", SPILO, "/service/", "pg", "pg-0", 2.0)
+    assert "KUBECONFIG" in str(info.value)
+
+
+def test_a_howdah_cluster_on_the_kubernetes_api_fails_over_and_relabels(tmp_path: Path) -> None:
+    """Two real agents and PostgreSQL servers whose only DCS is the stand-in API server."""
+    with KubeApiStandIn(token="cluster-token") as api, LocalCluster(
+            2, ttl=20, loop_wait=2, retry_timeout=5, scope="kube", start_agents=False,
+            extra={"etcd": None, "etcd3": None, "kubernetes": {**SPILO, "namespace": NS}}) as cluster:
+        for node in cluster.nodes:
+            api.put_pod(NS, node.name, {"application": "spilo", "cluster-name": "kube"})
+            kube = node.workdir / ".kube"
+            kube.mkdir(parents=True, exist_ok=True)
+            api.kubeconfig(kube / "config", NS)
+            shutil.chown(kube, "postgres", "postgres") if os.geteuid() == 0 else None
+            shutil.chown(kube / "config", "postgres", "postgres") if os.geteuid() == 0 else None
+        cluster.start_agents()
+        try:
+            def leader() -> str | None:
+                names = [n.name for n in cluster.nodes if n.api("/primary")[0] == 200]
+                return names[0] if len(names) == 1 else None
+
+            first = wait_for("a leader", leader, 240)
+            other = next(n for n in cluster.nodes if n.name != first)
+            wait_for("the replica streaming", lambda: other.api("/replica")[0] == 200, 300)
+            wait_for("role labels", lambda: (role_label(api, first), role_label(api, other.name)) == (
+                "master", "replica"), 60)
+            assert annotations(api.get("configmaps", NS, "kube-leader"))["leader"] == first
+            cluster.node(first).kill9()
+            wait_for("the replica taking over", lambda: other.api("/primary")[0] == 200, 180)
+            wait_for("its label", lambda: role_label(api, other.name) == "master", 60)
+            assert annotations(api.get("configmaps", NS, "kube-leader"))["leader"] == other.name
+            cluster.node(first).start()
+            wait_for("the old leader rejoining as a replica", lambda: cluster.node(first).api("/replica")[0] == 200
+                     and role_label(api, first) == "replica", 300)
+            assert [n for n in api.names("pods", NS) if role_label(api, n) == "master"] == [other.name]
+        except BaseException:
+            print(cluster.dump_logs(80))
+            raise
