@@ -186,6 +186,11 @@ def test_a_howdah_cluster_on_the_kubernetes_api_fails_over_and_relabels(tmp_path
             wait_for("role labels", lambda: (role_label(api, first), role_label(api, other.name)) == (
                 "master", "replica"), 60)
             assert annotations(api.get("configmaps", NS, "kube-leader"))["leader"] == first
+            before, started = api.requests, time.monotonic()
+            time.sleep(10)
+            rate = (api.requests - before) / (time.monotonic() - started)
+            print(f"idle 2-node cluster, loop_wait 2: {rate:.1f} API requests/s")
+            assert rate < 60, f"{rate:.0f} requests/s: an idle cluster must not poll in a busy loop"
             cluster.node(first).kill9()
             wait_for("the replica taking over", lambda: other.api("/primary")[0] == 200, 180)
             wait_for("its label", lambda: role_label(api, other.name) == "master", 60)

@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LEADER_FIELDS = ("leader", "acquireTime", "renewTime", "ttl", "transitions")
 MERGE_PATCH = "application/merge-patch+json"
+# When this process first saw each leader record, on its monotonic clock, shared by every
+# backend object of the process (the agent's loop and its watcher): (api, namespace, object)
+# -> (record, seen at). The earliest sighting is as safe as any: the holder wrote the record
+# before anyone could see it, so it lapses for us no sooner than for the holder.
+_SEEN: dict[tuple[str, str, str], tuple[tuple[str | None, ...], float]] = {}
+_SEEN_LOCK = threading.Lock()
 
 
 class ConfigProblem(ValueError):
@@ -191,9 +197,7 @@ class Kubernetes:
         self.where = self.api.url
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=4, ssl_context=self.api.ssl_context,
                                          retries=urllib3.util.Retry(total=0, redirect=0))
-        self._lock = threading.RLock()
-        # the leader record as last observed (read or written) and when, on our clock
-        self._observed: tuple[tuple[str | None, ...], float] = ((), 0.0)
+        self._seen_key = (self.api.url, self.namespace, self.leader_object)
         self._leader_rv: str | None = None
         self._pod_written: tuple[str, tuple[tuple[str, str | None], ...]] | None = None
         self._config_service = False
@@ -310,12 +314,17 @@ class Kubernetes:
         return str(rv) if rv is not None else None
 
     # ---- the leader record, as observed on our clock -----------------------------
+    @property
+    def _observed(self) -> tuple[tuple[str | None, ...], float]:
+        with _SEEN_LOCK:
+            return _SEEN.get(self._seen_key, ((), 0.0))
+
     def _observe(self, annotations: Mapping[str, str], rv: str | None) -> None:
         record = tuple(annotations.get(k) for k in LEADER_FIELDS)
-        with self._lock:
-            if record != self._observed[0]:
-                self._observed = (record, time.monotonic())
-            self._leader_rv = rv
+        with _SEEN_LOCK:
+            if record != _SEEN.get(self._seen_key, ((), 0.0))[0]:
+                _SEEN[self._seen_key] = (record, time.monotonic())
+        self._leader_rv = rv
 
     def _observed_leader(self) -> str | None:
         """The leader name we observed, while its lock has not lapsed on our clock."""
@@ -614,7 +623,8 @@ class Kubernetes:
                     "labels": {self.role_label: None}, "annotations": {"status": None}}})
                 deleted += 1
         self._pod_written = None
-        self._observed = ((), 0.0)
+        with _SEEN_LOCK:
+            _SEEN.pop(self._seen_key, None)
         return deleted > 0
 
     # ---- watch ---------------------------------------------------------------
@@ -623,9 +633,18 @@ class Kubernetes:
         timeout; a renewal by the same leader only moves the lapse time (unless `eager`)."""
         current = view.leader.name if view.leader else None
         deadline = time.monotonic() + timeout
+        since = str(view.index) if view.index else self._list_rv
         if current != self._observed_leader():
-            return True
-        since = self._list_rv
+            try:  # this object may not have read the leader yet (the agent's watcher)
+                obj = self._get(self.leader_object)
+            except DcsError as exc:
+                log.debug("kubernetes: leader read for the watch failed: %s", exc)
+                time.sleep(max(0.0, min(deadline - time.monotonic(), 0.5)))
+                return False
+            self._observe(self._annotations(obj), self._rv(obj))
+            if current != self._observed_leader():
+                return True
+            since = self._rv(obj) or since
         while True:
             now = time.monotonic()
             expires = self._expires_at() if current else None
