@@ -171,3 +171,11 @@ def test_pgbouncer_bad_values_name_the_variable(env: dict[str, str]) -> None:
     with pytest.raises(EnvError) as caught:
         load(**env)
     assert caught.value.line().split(":")[1].strip().split()[1] in env
+
+
+def test_files_with_absolute_names_are_written_there(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "pgbouncer"
+    elsewhere.mkdir()
+    system.write_files(str(tmp_path / "run"), {f"{elsewhere}/pgbouncer.ini": ("[pgbouncer]\n", 0o600)})
+    assert (elsewhere / "pgbouncer.ini").read_text() == "[pgbouncer]\n"
+    assert not list(elsewhere.glob(".*.tmp"))

@@ -130,7 +130,7 @@ def write_files(run_dir: str, files: Files) -> None:
     """Write each file atomically (temp file + rename) with its mode."""
     for name, (text, mode) in files.items():
         target = Path(run_dir) / name
-        temp = target.with_name(f".{name}.tmp")
+        temp = target.with_name(f".{target.name}.tmp")  # a name may be an absolute path
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
