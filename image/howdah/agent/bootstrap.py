@@ -28,6 +28,8 @@ class Bootstrapper:
         self.scope = scope
         self.cfg = bootstrap_cfg
         self.on_done = on_done
+        self.failure: str | None = None  # why the last bootstrap failed
+        self.moved_to: str | None = None  # where its data directory was moved
 
     def settings(self) -> Settings:
         dyn = dict(self.cfg.get("dcs") or {})
@@ -37,14 +39,21 @@ class Bootstrapper:
             local_pg["pg_hba"] = hba
         return build_settings(dyn, local_pg)
 
+    def _fail(self, cause: str) -> bool:
+        log.error("bootstrap: %s", cause)
+        self.failure = self.failure or cause
+        return False
+
     def run(self) -> bool:
         started = time.monotonic()
+        self.failure = None
         try:
             ok = self._steps()
-        except Exception:
+        except Exception as exc:
             log.exception("bootstrap failed")
-            ok = False
+            ok = self._fail(f"unexpected error: {exc}")
         if not ok:
+            self.failure = self.failure or "see the errors above"
             self._cleanup()
         else:
             log.info("bootstrap finished in %.1fs", time.monotonic() - started)
@@ -60,9 +69,9 @@ class Bootstrapper:
         elif method == "initdb":
             options = pgboot.initdb_options(self.cfg.get("initdb"))
             if not pgboot.run_initdb(pg.paths.bin_dir, pg.paths.data_dir, options, pg.superuser):
-                return False
+                return self._fail("initdb failed (its output is above)")
             if not pg.start(settings, None, standby=False, timeout=300):
-                return False
+                return self._fail("postgres did not start after initdb (its log is above)")
         elif not self._custom(method, settings):
             return False
         self.on_started()
@@ -73,29 +82,29 @@ class Bootstrapper:
         if post:
             url = pgboot.local_url(pg.db.params)
             if not pgboot.run_post_bootstrap(str(post), url, pg.pgpass):
-                log.error("post_bootstrap %r failed", post)
-                return False
+                return self._fail(f"post_bootstrap {post!r} failed")
         snap = pg.db.snapshot()
         if snap is None:
-            return False
+            return self._fail("cannot query the new cluster")
         dyn = dict(self.cfg.get("dcs") or {})
         if not self.dcs.write_config(dyn, None):
             log.info("config key already present: keeping it")
         if not self.dcs.set_initialize(snap.sysid):
-            log.error("could not record system identifier %s in initialize", snap.sysid)
-            return False
+            return self._fail(f"could not record system identifier {snap.sysid} in initialize")
         log.info("cluster initialized with system identifier %s", snap.sysid)
         return True
 
     def _finish_standby(self) -> bool:
         snap = self.pg.db.snapshot()
         if snap is None:
-            return False
+            return self._fail("cannot query the new standby cluster")
         dyn = dict(self.cfg.get("dcs") or {})
         if not self.dcs.write_config(dyn, None):
             log.info("config key already present: keeping it")
         log.info("standby cluster initialized with system identifier %s", snap.sysid)
-        return self.dcs.set_initialize(snap.sysid)
+        if not self.dcs.set_initialize(snap.sysid):
+            return self._fail(f"could not record system identifier {snap.sysid} in initialize")
+        return True
 
     def _standby(self, settings: Settings) -> bool:
         """A standby cluster is born as a replica of its remote primary (or archive)."""
@@ -104,9 +113,11 @@ class Bootstrapper:
             if std.get("host") else None
         log.info("bootstrapping a standby cluster from %s", url or "the WAL archive")
         if not self.pg.create_replica(url, False, std):
-            return False
+            return self._fail(f"no replica method could copy {url or 'the WAL archive'}")
         self.pg.configure(settings, url, standby=True, remote=std)
-        return self.pg.start_standby(timeout=3600)
+        if not self.pg.start_standby(timeout=3600):
+            return self._fail("the standby leader's postgres did not start")
+        return True
 
     def _custom(self, method: str, settings: Settings) -> bool:
         """Run `bootstrap.<method>.command`, then start (and recover) what it made."""
@@ -115,19 +126,18 @@ class Bootstrapper:
         pg.paths.data_dir.mkdir(parents=True, exist_ok=True)
         code = run_logged(argv, f"bootstrap {method}", env={"PGPASSFILE": str(pg.pgpass)})
         if code != 0:
-            log.error("bootstrap method %s exited with %s", method, code)
-            return False
+            return self._fail(f"bootstrap.{method}.command exited with status {code}")
         if not (pg.paths.data_dir / "PG_VERSION").exists():
-            log.error("bootstrap method %s left no data directory in %s", method, pg.paths.data_dir)
-            return False
+            return self._fail(f"bootstrap method {method} left no data directory in "
+                              f"{pg.paths.data_dir}")
         (pg.paths.data_dir / "postmaster.pid").unlink(missing_ok=True)
         recovery = spec.get("recovery_conf")
         keep = truthy(spec.get("keep_existing_recovery_conf"))
         if not pg.start_bootstrapped(settings, recovery if isinstance(recovery, Mapping) else None,
                                      keep):
-            return False
+            return self._fail(f"postgres did not start on what bootstrap method {method} made")
         if not pg.wait_promoted(timeout=86400):
-            return False
+            return self._fail(f"recovery of what bootstrap method {method} made did not end")
         if keep:
             # the tool's recovery target (postgresql.auto.conf) would travel to every
             # replica cloned from us and stop its replay there: drop it
@@ -137,10 +147,12 @@ class Bootstrapper:
         return True
 
     def _cleanup(self) -> None:
-        log.warning("bootstrap failed: removing the new data directory and freeing initialize")
+        """Free initialize and the lock, and move the failed data directory
+        aside to <data_dir>.failed (replacing an older one), as Patroni does."""
+        log.warning("bootstrap failed: freeing initialize and moving the new data directory aside")
         try:
             self.pg.stop("immediate", timeout=30)
-            clone.clean_data_dir(self.pg.paths.data_dir)
+            self.moved_to = clone.move_aside(self.pg.paths.data_dir, "failed")
         finally:
             self.dcs.clear_initialize()
             self.dcs.release_leader()

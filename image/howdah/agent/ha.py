@@ -54,6 +54,7 @@ class Agent:
                                  role="uninitialized", ttl=self.settings.ttl, tags=dict(cfg.tags))
         self.tags = dict(cfg.tags)
         self.config_changed = False  # postgresql parameters/pg_hba changed in the DCS
+        self.exit_code = 0  # the process's exit status once run() returns
         self.control = Control(
             cfg.name, cfg.scope, open_dcs(cfg, cfg.name, timeout),
             lambda: self.mem.view, lambda: self.settings, lambda: self.status, self.wake)
@@ -104,6 +105,17 @@ class Agent:
             self.mem.role = role
             self.mem.state = "running"
             self.executor.announce(role)
+            return
+        # Give up as Patroni does: a bootstrap that failed once fails again the
+        # same way, and a loop would rerun a restore or initdb every cycle.
+        # The exit status lets the supervisor back off.
+        moved = self.bootstrapper.moved_to
+        log.critical("bootstrap failed: %s; %sinitialize is free again; exiting: fix the cause "
+                     "and start the agent again", self.bootstrapper.failure,
+                     f"the data directory is kept as {moved}; " if moved else "")
+        self.exit_code = 1
+        self.stopping.set()
+        self.wake.set()
 
     # ---- the cycle -----------------------------------------------------------
     def observe(self) -> tuple[ClusterView, list[PeerStatus]]:
@@ -178,6 +190,8 @@ class Agent:
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)
         self.mem.last_decision = decision
+        if self.exit_code:
+            return decision  # giving up (a failed bootstrap): act no more
         try:
             self.executor.run(decision, self.settings)
         except DcsError as exc:

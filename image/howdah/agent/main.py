@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.shutdown()
         api.stop()
     logging.getLogger("howdah").info("stopped")
-    return 0
+    return agent.exit_code
 
 
 if __name__ == "__main__":

@@ -31,6 +31,25 @@ def clean_data_dir(data_dir: Path) -> None:
             child.unlink()
 
 
+def move_aside(data_dir: Path, suffix: str) -> str | None:
+    """Rename data_dir to <data_dir>.<suffix>, replacing an older one; where it
+    cannot be renamed (a mount point), empty it instead.  Returns the new path."""
+    if not data_dir.exists():
+        return None
+    target = data_dir.with_name(f"{data_dir.name}.{suffix}")
+    try:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.rename(data_dir, target)
+        log.warning("moved the data directory %s to %s", data_dir, target)
+        return str(target)
+    except OSError as exc:
+        log.warning("cannot move %s to %s (%s): emptying it instead", data_dir, target,
+                    exc.strerror)
+        clean_data_dir(data_dir)
+        return None
+
+
 def basebackup(paths: PgPaths, source_url: str, creds: Credentials, pgpass: Path,
                options: list[str], app_name: str) -> bool:
     host, port = split_conn_url(source_url)
