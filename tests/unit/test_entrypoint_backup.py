@@ -89,3 +89,26 @@ def test_s3_repository_also_archives() -> None:
 def test_user_overlay_still_wins() -> None:
     pg = agent(PGBACKREST="true", SPILO_CONFIGURATION="postgresql: {create_replica_methods: [basebackup]}")["postgresql"]
     assert pg["create_replica_methods"] == ["basebackup"]
+
+
+def test_backup_schedule_type_and_retention_reach_the_keeper() -> None:
+    default = supervisord(PGBACKREST="true")["program:backup-keeper"]["command"]
+    assert '--schedule="00 01 * * *"' in default and "--type=full" in default, "Spilo's default: daily"
+    assert "--status-file=/run/howdah/backup-status.json" in default and "--retain-days" not in default
+    cmd = supervisord(PGBACKREST="true", BACKUP_SCHEDULE="*/30  2-4 * * 1,3", BACKUP_TYPE="diff",
+                      BACKUP_RETAIN_DAYS="14", BACKUP_RETRY_INTERVAL="60")["program:backup-keeper"]["command"]
+    assert '--schedule="*/30 2-4 * * 1,3"' in cmd and "--type=diff" in cmd and "--retain-days=14" in cmd
+    assert "--retry-interval=60" in cmd
+    assert "--schedule" not in supervisord(PGBACKREST="true", BACKUP_SCHEDULE="off")["program:backup-keeper"]["command"]
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read_string(files(PGBACKREST="true", BACKUP_NUM_TO_RETAIN="3")["pgbackrest.conf"])
+    assert conf["global"]["repo1-retention-full"] == "3"
+
+
+@pytest.mark.parametrize("variable,value", [("BACKUP_SCHEDULE", "daily"), ("BACKUP_SCHEDULE", "0 1 * *"),
+                                            ("BACKUP_SCHEDULE", "0 25 * * *"), ("BACKUP_SCHEDULE", "0 1 * * MON"),
+                                            ("BACKUP_TYPE", "snapshot"), ("BACKUP_NUM_TO_RETAIN", "0")])
+def test_bad_backup_settings_are_one_line(variable: str, value: str) -> None:
+    with pytest.raises(EnvError) as caught:
+        settings.load({**NODE, "PGBACKREST": "true", variable: value}, FACTS)
+    assert caught.value.variable == variable and "\n" not in caught.value.line()

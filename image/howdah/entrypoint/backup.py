@@ -9,8 +9,11 @@ With archiving on (WAL_S3_BUCKET or PGBACKREST=true) the rendered config gets
   overrides it), where ``pgbackrest`` is a plain ``--delta restore`` (keep_data, no_params) and
   ``wal_e`` (also defined) restores only when the newest backup is close enough to the leader,
   else declines so the next method (basebackup) takes over;
-* a supervisord program, ``howdah-backup-keeper``, that creates the stanza and takes the first
-  full backup whenever this node is a primary whose stanza has none.
+* a supervisord program, ``howdah-backup-keeper``, that creates the stanza, takes the first
+  full backup whenever this node is a primary whose stanza has none, then a ``BACKUP_TYPE``
+  backup (full) at every ``BACKUP_SCHEDULE`` time (cron, UTC; Spilo's default ``00 01 * * *``),
+  applies ``BACKUP_NUM_TO_RETAIN`` (and ``BACKUP_RETAIN_DAYS``) after each one and retries a
+  failed one every ``BACKUP_RETRY_INTERVAL`` seconds, recording outcomes in backup-status.json.
 
 The repository is ``PGBACKREST_REPO_PATH`` (default ``$HOME/pgdata/pgbackrest``, inside the
 node's own volume; point every node at one shared volume to restore replicas from it) or S3
@@ -41,6 +44,34 @@ class Backup:
     threshold_percentage: int = 30
     keeper_interval: int = 30
     retain_full: int = 5  # BACKUP_NUM_TO_RETAIN: full backups kept (their diffs/incrs and WAL go with them)
+    schedule: str = "00 01 * * *"  # BACKUP_SCHEDULE (cron, UTC), Spilo's default: daily at 01:00
+    kind: str = "full"  # BACKUP_TYPE: full, diff or incr
+    retain_days: int = 0  # BACKUP_RETAIN_DAYS: also expire full backups older than this (0: off)
+    retry_interval: int = 300  # BACKUP_RETRY_INTERVAL: seconds between retries of a failed backup
+
+
+_CRON_CHARS = set("0123456789*,-/")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def schedule(env: Env) -> str:
+    """BACKUP_SCHEDULE: five cron fields (numbers, *, lists, ranges, steps); empty or off:
+    only the first backup.  The keeper parses it fully; this catches what would stop it."""
+    raw = get(env, "BACKUP_SCHEDULE", "00 01 * * *")
+    if raw.lower() in ("off", "none", "false"):
+        return ""
+    fields = raw.split()
+    fix = "write five cron fields (minute hour day-of-month month day-of-week, UTC), e.g. '00 01 * * *'"
+    if len(fields) != 5:
+        raise EnvError("BACKUP_SCHEDULE", f"{raw!r} has {len(fields)} fields, not 5", fix)
+    for text, (low, high) in zip(fields, _CRON_RANGES):
+        if not set(text) <= _CRON_CHARS:
+            raise EnvError("BACKUP_SCHEDULE", f"{text!r} in {raw!r} is not a cron field (names are not supported)", fix)
+        numbers = [int(n) for n in text.replace("*", " ").replace(",", " ").replace("-", " ").split("/")[0].split()
+                   if n.isdigit()]
+        if any(n < low or n > high for n in numbers):
+            raise EnvError("BACKUP_SCHEDULE", f"{text!r} in {raw!r} is outside {low}-{high}", fix)
+    return " ".join(fields)
 
 
 def from_env(env: Env, home: str) -> Backup:
@@ -57,7 +88,18 @@ def from_env(env: Env, home: str) -> Backup:
         threshold_percentage=values.integer(env, "WALE_BACKUP_THRESHOLD_PERCENTAGE", 30),
         keeper_interval=values.integer(env, "BACKUP_CHECK_INTERVAL", 30, minimum=1),
         retain_full=values.integer(env, "BACKUP_NUM_TO_RETAIN", 5, minimum=1),
+        schedule=schedule(env),
+        kind=_kind(env),
+        retain_days=values.integer(env, "BACKUP_RETAIN_DAYS", 0),
+        retry_interval=values.integer(env, "BACKUP_RETRY_INTERVAL", 300, minimum=1),
     )
+
+
+def _kind(env: Env) -> str:
+    kind = get(env, "BACKUP_TYPE", "full").lower()
+    if kind not in ("full", "diff", "incr"):
+        raise EnvError("BACKUP_TYPE", f"{kind!r} is not a pgBackRest backup type", "use full, diff or incr")
+    return kind
 
 
 def config_file(s: Settings, of: str = "") -> str:
@@ -92,13 +134,26 @@ def agent_fragment(s: Settings) -> dict[str, Any]:
     }}
 
 
+def status_file(s: Settings) -> str:
+    """Where the keeper records its backups' outcomes (read by /metrics)."""
+    return f"{s.run_dir}/backup-status.json"
+
+
 def supervisord_program(s: Settings) -> str:
     """The backup keeper under supervisord (empty when archiving is off)."""
     if not s.pgbackrest:
         return ""
+    b = s.backup
+    command = (f"{KEEPER} --config={s.run_dir}/pgbackrest.conf --stanza={s.scope} "
+               f"--api-url=http://127.0.0.1:{s.apiport}/patroni --interval={b.keeper_interval} "
+               f"--status-file={status_file(s)} --type={b.kind} --retry-interval={b.retry_interval}")
+    if b.schedule:
+        command += f' --schedule="{b.schedule}"'
+    if b.retain_days:
+        command += f" --retain-days={b.retain_days}"
     return f"""
 [program:backup-keeper]
-command={KEEPER} --config={s.run_dir}/pgbackrest.conf --stanza={s.scope} --api-url=http://127.0.0.1:{s.apiport}/patroni --interval={s.backup.keeper_interval}
+command={command}
 priority=40
 startsecs=1
 startretries=1000
