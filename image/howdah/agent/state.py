@@ -67,6 +67,7 @@ def node_status(name: str, scope: str, mem: Memory, pg: PgStatus, snap: Snapshot
         state=mem.state,
         role=mem.role.value,
         pg_running=pg.running,
+        postmaster_pid=pg.postmaster_pid if pg.running else None,
         server_version=snap.server_version if snap else None,
         timeline=pg.timeline if pg.running else None,
         xlog_location=snap.wal_position if snap and not snap.in_recovery else None,

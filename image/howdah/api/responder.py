@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 from urllib.parse import parse_qs
 
 from howdah.api.health import CHECKS, NO_QUERY, CheckQuery, QueryError, parse_query, status_code
+from howdah.api.liveness import ProcessWatch
 from howdah.api.status import NodeStatus
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class StatusResponder:
         self._get_status = get_status
         self._clock = clock
         self._last_error_log = -_ERROR_LOG_INTERVAL
+        self._postmaster = ProcessWatch()
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -73,6 +75,8 @@ class StatusResponder:
         is_check = path != PATRONI_PATH
         q = parse_query_string(query) if query and is_check else NO_QUERY
         s = self._get_status()
+        if s.pg_running and s.postmaster_pid and not self._postmaster.alive(s.postmaster_pid):
+            s = s.postmaster_gone  # killed since the snapshot: never answer from it
         now = self._clock()
         body = s.patroni_json_bytes(now)
         return Reply(status_code(path, s, now, q) if is_check else 200, body)

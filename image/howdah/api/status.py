@@ -14,7 +14,7 @@ the deadline the JSON switches to a second cached form that says so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -50,6 +50,8 @@ class NodeStatus:
     # primary, replica, standby_leader, demoted, uninitialized
     role: str = UNINITIALIZED
     pg_running: bool = False
+    # The running postmaster's pid: the API checks it is alive on every request.
+    postmaster_pid: int | None = None
     server_version: int | None = None
     timeline: int | None = None
     xlog_location: int | None = None
@@ -109,6 +111,13 @@ class NodeStatus:
         agent is hung or far behind, and nothing in it can be vouched for.
         """
         return self.lease_deadline is not None and now >= self.lease_deadline
+
+    @cached_property
+    def postmaster_gone(self) -> "NodeStatus":
+        """This snapshot once its postmaster has died: PostgreSQL not running,
+        state unknown (what Patroni reports when it cannot query it).  Served
+        until the HA loop publishes the next snapshot."""
+        return replace(self, pg_running=False, state="unknown", postmaster_pid=None)
 
     # -- GET /patroni --------------------------------------------------------
 

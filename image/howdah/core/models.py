@@ -154,6 +154,7 @@ class PgStatus:
     replayed: int = 0
     upstream_host: str | None = None  # host in primary_conninfo, replica only
     streaming: bool = False
+    postmaster_pid: int | None = None  # of the running postmaster
 
 
 @dataclass(frozen=True)

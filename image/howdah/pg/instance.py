@@ -73,7 +73,8 @@ class Instance:
 
     # ---- observation -------------------------------------------------------
     def observe(self) -> PgStatus:
-        running = ctl.is_running(self.paths)
+        pid = ctl.postmaster_pid(self.paths)
+        running = pid is not None
         snap = self.db.snapshot() if running else None
         if not running:
             self.db.close()
@@ -84,7 +85,7 @@ class Instance:
                 data=state, running=True, in_recovery=snap.in_recovery, sysid=snap.sysid,
                 timeline=snap.timeline, wal_position=snap.wal_position, replayed=snap.replayed,
                 upstream_host=conf.configured_upstream(self.paths.data_dir) if snap.in_recovery else None,
-                streaming=snap.receiver_status == "streaming",
+                streaming=snap.receiver_status == "streaming", postmaster_pid=pid,
             )
         data, sysid = ctl.data_state(self.paths, running)
         # running but not answering (starting up): treat as not running for decisions,
