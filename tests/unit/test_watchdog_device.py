@@ -127,3 +127,13 @@ def test_a_won_race_is_given_back_when_the_watchdog_cannot_be_armed() -> None:
     ex.settings = Settings()
     assert not ex.acquire_lock(Decision(Goal.RACE, Reason.HEALTHIEST, ""))
     assert dcs.released and mem.last_renew is None
+
+
+def test_paused_the_watchdog_is_disarmed_and_leading_allowed(tmp_path: Path) -> None:
+    path = device(tmp_path)
+    agent = fake_agent("required", path, FakeWatchdogIoctl())
+    assert Agent._arm_watchdog(agent)  # type: ignore[arg-type]
+    assert agent.watchdog.active
+    agent.settings = Settings(ttl=30, loop_wait=10, retry_timeout=10, pause=True)
+    assert Agent._arm_watchdog(agent)  # type: ignore[arg-type]
+    assert not agent.watchdog.active and path.read_bytes() == b"V"

@@ -246,6 +246,9 @@ class Agent:
         and it cannot be armed (the node must not lead then)."""
         if self.settings.standby_cluster is not None:
             return True  # a standby leader takes no writes
+        if self.settings.pause:
+            self.watchdog.disable()  # maintenance: nothing may reset the host (as Patroni)
+            return True
         armed = self.watchdog.activate(self.settings.ttl, self.settings.loop_wait)
         return armed or self.watchdog.cfg.mode != "required"
 
