@@ -170,8 +170,9 @@ def test_a_returning_replica_creates_its_own_slot_on_the_leader(
     """A replica whose slot the leader dropped while it was away streams again
     without waiting for the leader's agent: here that agent is frozen (its
     postgres runs on, its lease lasts), so only the returning replica can have
-    created the slot."""
-    c = local_cluster(3, ttl=60, loop_wait=2, retry_timeout=5)
+    created the slot.  member_slots_ttl 0: the slot goes with the member key."""
+    c = local_cluster(3, ttl=60, loop_wait=2, retry_timeout=5,
+                      extra={"bootstrap": {"dcs": {"member_slots_ttl": 0}}})
     leader = c.wait_leader(180)
     c.wait_streaming(2, 300)
     replica = next(n for n in c.nodes if n is not leader)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Ticket
+from howdah.agent.slots import SlotKeeper
 from howdah.agent.state import Memory
 from howdah.agent.tasks import TaskRunner
 from howdah.core.models import ClusterView, Role, TaskKind
@@ -22,6 +23,7 @@ from howdah.core.sync import ssn_value
 from howdah.core.transitions import Decision
 from howdah.dcs.base import Dcs
 from howdah.pg import clone, conf
+from howdah.pg import slots as pgslots
 from howdah.pg.instance import Instance
 from howdah.pg.query import LocalDb
 
@@ -43,12 +45,13 @@ class Executor:
         self.bootstrapper = bootstrapper
         self.clock = clock
         self.settings = Settings()
-        self._slot_members: set[str] = set()
         # WAL position once synchronous_standby_names last changed: a standby
         # that flushed past it has every commit acknowledged so far
         self._ssn_floor: int | None = None
         self.on_renew: Callable[[], None] = lambda: None  # publishes the fence's deadline
         self.on_acquired: Callable[[], bool] = lambda: True  # arms a watchdog; False: may not lead
+        self.slots: SlotKeeper | None = None  # set by the agent
+        self.tags: dict[str, Any] = {}
 
     def run(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
@@ -266,26 +269,46 @@ class Executor:
     def write_status(self, d: Decision) -> bool:
         pg = self.pg.last_snapshot
         if pg is not None and not pg.in_recovery:
+            position = pg.wal_position
             slots: dict[str, int] = {}
-            if self.settings.use_slots:
+            retain = None
+            if self.slots is not None:
                 try:
-                    slots = self.pg.db.physical_slots()
-                except Exception:  # status is best effort
-                    slots = {}
-            self.dcs.write_status(pg.wal_position, slots)
+                    slots, retain = self.slots.status(self.mem.view, self.settings, position)
+                except Exception as exc:  # status is best effort
+                    log.warning("could not read replication slots for /status: %s", exc)
+            if position:
+                self.dcs.write_status(position, slots, retain)
         return True
 
     def sync_slots(self, d: Decision) -> bool:
-        if not self.settings.use_slots:
+        """The leader's slots (agent/slots.py); a failure never stops the row."""
+        if self.slots is None:
             return True
-        wanted = {conf.slot_name(m.name) for m in self.mem.view.members if m.name != self.pg.name}
-        gone = self._slot_members - wanted
+        snap = self.pg.last_snapshot
         try:
-            self.pg.db.sync_slots(wanted, gone)
-            self._slot_members = wanted
+            self.slots.maintain(self.mem.view, self.settings, self.tags, leading=True,
+                                primary=snap is not None and not snap.in_recovery)
         except Exception as exc:
             log.warning("could not sync replication slots: %s", exc)
         return True
+
+    def copy_logical_slots(self, files: Mapping[str, bytes], leader_url: str) -> bool:
+        """Install the leader's logical slot state files: postgres reads slots at
+        startup only, so stop it, write them, start it again as a replica."""
+        s = self.settings
+
+        def work() -> bool:
+            log.info("copying logical slots %s from the leader: restarting postgres",
+                     ", ".join(sorted(files)))
+            if not self.pg.stop("fast", timeout=max(60.0, float(s.retry_timeout))):
+                return False
+            try:
+                pgslots.install_state_files(self.pg.paths.data_dir, files)
+            except OSError as exc:
+                log.error("could not write the copied slot files: %s", exc)
+            return self.pg.start(s, leader_url, True, 3600)
+        return self._start_task(TaskKind.RESTART, work, "restarting")
 
     def sync_replication(self, d: Decision) -> bool:
         """One safe step towards the wanted synchronous standbys (core/sync.py)."""

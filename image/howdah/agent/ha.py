@@ -14,6 +14,7 @@ from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Control
 from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers, pool_from_config
+from howdah.agent.slots import SlotKeeper
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
@@ -29,11 +30,13 @@ from howdah.pg.instance import Instance
 
 log = logging.getLogger("howdah.ha")
 EAGER_GOALS = {Goal.WAIT_BOOTSTRAP, Goal.WAIT_LEADER, Goal.STAY_BEHIND}
+SLOT_GOALS = {Goal.REPLICATE, Goal.FOLLOW}  # a replica keeps its slots in these
 
 
 class Agent:
     def __init__(self, cfg: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self.tags = dict(cfg.tags)
         self.clock = clock
         self.mem = Memory()
         self.wake = threading.Event()
@@ -50,9 +53,11 @@ class Agent:
                                          lambda: self.callbacks.fire("on_start", "primary"))
         self.executor = Executor(self.dcs, self.pg, self.runner, self.mem, self.bootstrapper,
                                  clock, self.wake, self.callbacks)
+        self.slots = SlotKeeper(self.pg)
+        self.executor.slots = self.slots
+        self.executor.tags = self.tags
         self.status = NodeStatus(name=cfg.name, scope=cfg.scope, state="starting",
                                  role="uninitialized", ttl=self.settings.ttl, tags=dict(cfg.tags))
-        self.tags = dict(cfg.tags)
         self.config_changed = False  # postgresql parameters/pg_hba changed in the DCS
         self.exit_code = 0  # the process's exit status once run() returns
         self.control = Control(
@@ -197,8 +202,35 @@ class Agent:
         except DcsError as exc:
             log.warning("DCS error while acting: %s", exc)
             self.mem.dcs_ok = False
+        if decision.goal in SLOT_GOALS and self.mem.dcs_ok:
+            self._replica_slots(view, pg)
+        if not i_lead:
+            self.slots.not_leading()
         self._after(view)
         return decision
+
+    def _replica_slots(self, view: ClusterView, pg: Any) -> None:
+        """A replica's slots follow the leader's (agent/slots.py); permanent logical
+        slots it lacks are copied from the leader with a restart."""
+        if not (pg.running and pg.in_recovery) or self.runner.current() is not None:
+            return
+        try:
+            missing = self.slots.maintain(view, self.settings, self.tags, leading=False,
+                                          primary=False)
+        except Exception as exc:
+            log.warning("could not sync replication slots: %s", exc)
+            return
+        leader = view.leader_member
+        due = self.slots.due_copies(missing)
+        if not due or leader is None or not leader.conn_url:
+            return
+        try:
+            files = self.slots.fetch_from_leader(leader.conn_url, due)
+        except Exception as exc:
+            log.warning("could not read logical slots from %s: %s", leader.name, exc)
+            return
+        if files:
+            self.executor.copy_logical_slots(files, leader.conn_url)
 
     def _after(self, view: ClusterView) -> None:
         pg = self.pg.observe()

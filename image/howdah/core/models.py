@@ -105,6 +105,8 @@ class ClusterView:
     members: tuple[Member, ...] = ()
     optime: int | None = None  # from the status key
     slots: Mapping[str, int] = field(default_factory=dict)
+    retain_slots: tuple[str, ...] = ()  # /status: member slots kept for member_slots_ttl
+    failsafe: Mapping[str, str] | None = None  # /failsafe: {member: api_url}
     history: tuple[tuple[Any, ...], ...] = ()
     failover: Mapping[str, Any] = field(default_factory=dict)
     sync_leader: str | None = None  # the `sync` key: whose synchronous standbys

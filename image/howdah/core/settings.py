@@ -60,6 +60,11 @@ class Settings:
     synchronous_mode: bool = False
     synchronous_mode_strict: bool = False
     synchronous_node_count: int = 1
+    # replication slots (core/slots.py parses them; a bad entry is skipped and logged)
+    permanent_slots: Mapping[str, Any] = field(default_factory=dict)
+    ignore_slots: tuple[Any, ...] = ()
+    member_slots_ttl: int = 1800
+    failsafe_mode: bool = False
 
     @property
     def demote_after(self) -> float:
@@ -136,6 +141,11 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
         return truthy(dyn_pg.get(key, default))
 
     standby = dynamic.get("standby_cluster")
+    slots = _mapping(dynamic, "slots")
+    if flag("use_slots", True) and _has_logical(slots):
+        # a replica's copy of a logical slot stays usable only while the primary
+        # keeps the catalog rows it needs: the replica's feedback tells it so
+        params["hot_standby_feedback"] = "on"
     return Settings(
         ttl=ttl,
         loop_wait=loop_wait,
@@ -155,7 +165,43 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
         synchronous_mode=truthy(dynamic.get("synchronous_mode", False)),
         synchronous_mode_strict=truthy(dynamic.get("synchronous_mode_strict", False)),
         synchronous_node_count=_int(dynamic, "synchronous_node_count", 1),
+        permanent_slots=slots,
+        ignore_slots=tuple(_list(dynamic, "ignore_slots")),
+        member_slots_ttl=_duration(dynamic, "member_slots_ttl", 1800),
+        failsafe_mode=truthy(dynamic.get("failsafe_mode", False)),
     )
+
+
+def _has_logical(slots: Mapping[str, Any]) -> bool:
+    from howdah.core.slots import has_logical, parse_permanent
+    return has_logical(parse_permanent(slots)[0])
+
+
+def _mapping(dynamic: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = dynamic.get(key)
+    if value in (None, "", {}):
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(key, f"must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _list(dynamic: Mapping[str, Any], key: str) -> list[Any]:
+    value = dynamic.get(key)
+    if value in (None, "", []):
+        return []
+    if not isinstance(value, list):
+        raise SettingsError(key, f"must be a list, got {value!r}")
+    return value
+
+
+def _duration(dynamic: Mapping[str, Any], key: str, default: int) -> int:
+    from howdah.core.slots import parse_duration
+    value = dynamic.get(key, default)
+    try:
+        return parse_duration(default if value is None else value, key)
+    except ValueError as exc:
+        raise SettingsError(key, str(exc).split(": ", 1)[1]) from None
 
 
 def _leaderless_methods(local_pg: Mapping[str, Any], standby: Any) -> bool:

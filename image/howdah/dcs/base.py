@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from howdah.core.models import ClusterView, Leader, Member
 
@@ -58,7 +58,8 @@ class Dcs(Protocol):
     def set_initialize(self, sysid: str) -> bool: ...
     def clear_initialize(self, index: int | None = None) -> bool: ...
     def write_config(self, config: Mapping[str, Any], index: int | None) -> bool: ...
-    def write_status(self, optime: int, slots: Mapping[str, int]) -> None: ...
+    def write_status(self, optime: int, slots: Mapping[str, int],
+                     retain: Sequence[str] | None = None) -> None: ...
     def write_sync(self, leader: str | None, standbys: tuple[str, ...],
                    index: int | None) -> bool: ...
     def delete_sync(self) -> bool: ...
@@ -141,6 +142,7 @@ def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> 
     status = parse_json(nodes.get("status", (None, 0))[0], {})
     optime: int | None = None
     slots: dict[str, int] = {}
+    retain: tuple[str, ...] = ()
     if isinstance(status, dict):
         try:
             optime = int(status["optime"]) if status.get("optime") is not None else None
@@ -149,12 +151,16 @@ def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> 
         raw_slots = status.get("slots") or {}
         if isinstance(raw_slots, dict):
             slots = {str(k): int(v) for k, v in raw_slots.items() if isinstance(v, int)}
+        raw_retain = status.get("retain_slots") or []
+        if isinstance(raw_retain, list):
+            retain = tuple(str(x) for x in raw_retain if isinstance(x, str))
     if optime is None and "optime/leader" in nodes:
         try:
             optime = int(nodes["optime/leader"][0] or 0)
         except ValueError:
             optime = None
     history = parse_json(nodes.get("history", (None, 0))[0], [])
+    failsafe = parse_json(nodes.get("failsafe", (None, 0))[0], None) if "failsafe" in nodes else None
     failover = parse_json(nodes.get("failover", (None, 0))[0], {})
     sync = parse_json(nodes.get("sync", (None, 0))[0], {})
     sync = sync if isinstance(sync, dict) else {}
@@ -171,7 +177,15 @@ def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> 
         members=members,
         optime=optime,
         slots=slots,
+        retain_slots=retain,
+        failsafe={str(k): str(v) for k, v in failsafe.items()} if isinstance(failsafe, dict) else None,
         history=tuple(tuple(h) for h in history if isinstance(h, list)),
         failover=failover if isinstance(failover, dict) else {},
         index=etcd_index,
     )
+
+
+def status_json(optime: int, slots: Mapping[str, int], retain: Sequence[str] | None) -> str:
+    """The /status value as Patroni 4 writes it: optime, slots, retain_slots."""
+    return dumps({"optime": optime, "slots": dict(slots) or None,
+                  "retain_slots": sorted(retain) if retain else None})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from howdah.dcs import _nodns  # noqa: F401  (before python-etcd)
 import etcd
@@ -13,7 +13,7 @@ import urllib3.exceptions
 import urllib3.util
 
 from howdah.core.models import ClusterView
-from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps
+from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,9 @@ class EtcdV2:
             return self._write("config", raw, prevExist=False)
         return self._write("config", raw, prevIndex=index)
 
-    def write_status(self, optime: int, slots: Mapping[str, int]) -> None:
-        self._write("status", json.dumps({"optime": optime, "slots": dict(slots)}))
+    def write_status(self, optime: int, slots: Mapping[str, int],
+                     retain: Sequence[str] | None = None) -> None:
+        self._write("status", status_json(optime, slots, retain))
 
     def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None) -> bool:
         """The sync key, by compare-and-swap on its index (None: create it)."""

@@ -18,14 +18,14 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import urllib3
 import urllib3.exceptions
 import urllib3.util
 
 from howdah.core.models import ClusterView
-from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps
+from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -310,8 +310,9 @@ class Etcd3:
     def write_config(self, config: Mapping[str, Any], index: int | None) -> bool:
         return self._put_if("config", dumps(dict(config)), index) is not None
 
-    def write_status(self, optime: int, slots: Mapping[str, int]) -> None:
-        raw = json.dumps({"optime": optime, "slots": dict(slots)})
+    def write_status(self, optime: int, slots: Mapping[str, int],
+                     retain: Sequence[str] | None = None) -> None:
+        raw = status_json(optime, slots, retain)
         if self._seen.get("status", (None, ""))[0] != raw:
             self._put("status", raw)
             self._seen["status"] = (raw, "0")

@@ -70,8 +70,8 @@ def upstream_conninfo(conn_url: str, creds: Credentials, app_name: str, passfile
 
 def slot_name(member: str) -> str:
     """A physical slot name for a member: lower case, [a-z0-9_]."""
-    cleaned = "".join(c if c.isalnum() else "_" for c in member.lower())
-    return cleaned[:63]
+    from howdah.core.slots import slot_name as member_slot
+    return member_slot(member)
 
 
 def listen_port(listen: str) -> tuple[str, int]:

@@ -147,21 +147,6 @@ class LocalDb:
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    def sync_slots(self, wanted: set[str], gone: set[str]) -> None:
-        """Create a physical slot per wanted name; drop inactive ones of members
-        that have gone.  Slots we never managed (made by hand, or by a replica's
-        pg_basebackup before its member key showed up) are left alone."""
-        existing = self.physical_slots()
-        for name in sorted(wanted - set(existing)):
-            self.execute("SELECT pg_create_physical_replication_slot(%s, true)", (name,))
-            log.info("created replication slot %s", name)
-        for name in sorted((set(existing) & gone) - wanted):
-            rows = self.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE slot_name = %s AND NOT active", (name,))
-            if rows:
-                log.info("dropped replication slot %s", name)
-
 
 def parse_ssn(value: str) -> list[str]:
     """Names in 'N (a, "b")', 'FIRST N (...)', 'ANY N (...)' or 'a, b'; '*' names nobody."""
