@@ -131,7 +131,7 @@ def test_permanent_and_member_slots_on_every_node_across_a_switchover(
 @pytest.mark.parametrize("kind", kinds())
 def test_a_member_that_left_keeps_its_slot_for_member_slots_ttl(
         kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
-    extra = {"bootstrap": {"dcs": {"member_slots_ttl": "40s"}}}
+    extra = {"bootstrap": {"dcs": {"member_slots_ttl": "30s"}}}
     cluster = local_cluster(2, kind=kind, extra=extra, **FAST)
     leader = cluster.wait_leader(timeout=180)
     cluster.wait_streaming(1, timeout=300)
@@ -175,6 +175,8 @@ def test_a_logical_consumer_sees_every_change_once_across_a_failover(
                120, what="the replica replayed the last change")
     leader.kill9()
     cluster.wait_leader(timeout=180, exclude=[leader.name])
+    wait_until(lambda: replica.sql("SELECT pg_is_in_recovery()") == [(False,)], 120,
+               what="the new leader finished its promotion")
 
     second = [r[0] for r in replica.sql(changes)]
     seen = first + second
