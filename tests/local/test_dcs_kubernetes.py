@@ -202,3 +202,28 @@ def test_a_howdah_cluster_on_the_kubernetes_api_fails_over_and_relabels(tmp_path
         except BaseException:
             print(cluster.dump_logs(80))
             raise
+
+
+@pytest.mark.patroni
+def test_patronictl_reads_the_objects_a_howdah_member_writes(api: KubeApiStandIn, tmp_path: Path,
+                                                              patroni_venv: Path) -> None:
+    """Real patronictl 4.1.5 (its own Kubernetes client) lists what the backend wrote."""
+    import subprocess
+
+    a, b = member(api, "pg-0", "pg"), member(api, "pg-1", "pg")
+    assert a.take_initialize() and a.set_initialize("7301234567890")
+    assert a.write_config({"ttl": 30, "loop_wait": 10, "retry_timeout": 10}, None) and a.acquire_leader(30)
+    a.touch_member({"role": "primary", "state": "running", "conn_url": "postgres://10.0.0.1:5432/postgres",
+                    "api_url": "http://10.0.0.1:8008/patroni", "timeline": 1, "xlog_location": 100}, 30)
+    b.touch_member({"role": "replica", "state": "streaming", "conn_url": "postgres://10.0.0.2:5432/postgres",
+                    "api_url": "http://10.0.0.2:8008/patroni", "timeline": 1}, 30)
+    config = tmp_path / "ctl.yml"
+    config.write_text(json.dumps({"scope": "pg", "kubernetes": {**SPILO, "namespace": NS, "context": "stand-in"}}))
+    res = subprocess.run([str(patroni_venv / "bin" / "patronictl"), "-c", str(config), "list", "-f", "json"],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    rows = {r["Member"]: r for r in json.loads(res.stdout)}
+    assert set(rows) == {"pg-0", "pg-1"}, rows
+    assert (rows["pg-0"]["Role"], rows["pg-0"]["State"]) == ("Leader", "running")
+    assert (rows["pg-1"]["Role"], rows["pg-1"]["State"]) == ("Replica", "streaming")
+    assert rows["pg-0"]["Host"] == "10.0.0.1"

@@ -156,3 +156,13 @@ def test_srv_lookup_without_records_is_empty() -> None:
 
     assert srv_hosts("_etcd-client._tcp.invalid") == []
     assert dcs.no_srv("x") == []
+
+
+def test_rendered_kubernetes_section_is_accepted_by_the_agent() -> None:
+    s = settings.load({"SCOPE": "c", "DCS_ENABLE_KUBERNETES_API": "true", "POD_NAME": "c-0", "POD_IP": "10.1.2.3",
+                       "POD_NAMESPACE": "db", "KUBERNETES_SCOPE_LABEL": "cluster-name"}, FACTS)
+    text = render.render_all(s)["howdah.yml"][0]
+    render.check_agent_config(text, {})
+    conf = yaml.safe_load(text)
+    assert conf["name"] == "c-0" and conf["kubernetes"]["role_label"] == "spilo-role"
+    assert "etcd" not in conf and "etcd3" not in conf
