@@ -110,7 +110,7 @@ def trial(cluster: LocalCluster, writer: RoutedWriter) -> dict[str, Any]:
     time.sleep(2.0)  # a steady stream of writes before the switchover
     asked = time.monotonic()
     code, body = request(old.api_url + "/switchover", "POST",
-                         {"leader": old.name, "candidate": target}, timeout=60)
+                         {"leader": old.name, "candidate": target}, timeout=60, auth=old.api_auth)
     answered = time.monotonic()
     new = cluster.wait_leader(120, exclude=[old.name])
     deadline = time.monotonic() + 60

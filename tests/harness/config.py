@@ -18,6 +18,9 @@ KINDS = ("howdah", "patroni")
 SUPERUSER = ("postgres", "harness-super-pw")
 REPLICATION = ("replicator", "harness-repl-pw")
 REWIND = ("rewinder", "harness-rewind-pw")
+# The agents refuse unsafe REST requests without restapi.authentication: every
+# harness node has these (a test's extra may replace them).
+API_AUTH = ("harness-api", "harness-api-pw")
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ def agent_config(spec: NodeSpec, extra: dict[str, Any] | None = None) -> dict[st
         "namespace": spec.namespace,
         "log": {"level": "INFO"},
         "restapi": {"listen": f"{host}:{spec.api_port}",
-                    "connect_address": f"{host}:{spec.api_port}"},
+                    "connect_address": f"{host}:{spec.api_port}",
+                    "authentication": {"username": API_AUTH[0], "password": API_AUTH[1]}},
         spec.dcs: {"hosts": list(spec.etcd_hosts)},
         "bootstrap": {
             "dcs": {

@@ -193,11 +193,21 @@ class AgentNode:
         procs.unregister_root(self.workdir)
 
     # --- observation ----------------------------------------------------
+    @property
+    def api_auth(self) -> tuple[str, str] | None:
+        """(username, password) of this node's restapi.authentication, if any."""
+        auth = (self.config.get("restapi") or {}).get("authentication")
+        if isinstance(auth, dict) and auth.get("username"):
+            return str(auth["username"]), str(auth.get("password") or "")
+        return None
+
     def api(self, path: str, method: str = "GET", body: Any = None,
-            timeout: float = 3.0) -> tuple[int, Any]:
-        """(status, json) of a REST call; (0, None) if the API did not answer."""
+            timeout: float = 3.0, auth: bool = True) -> tuple[int, Any]:
+        """(status, json) of a REST call; (0, None) if the API did not answer.
+
+        The node's restapi.authentication is sent unless ``auth`` is False."""
         return web.request(self.api_url + path, method, body, timeout,
-                           context=self.tls_context())
+                           context=self.tls_context(), auth=self.api_auth if auth else None)
 
     def role(self) -> str | None:
         """The role /patroni reports ("primary", "replica", ...), None if no answer."""

@@ -141,7 +141,7 @@ def test_reinit_a_member(ctl: Ctl, cluster: LocalCluster) -> None:
 
 def test_reinit_of_the_leader_is_refused(ctl: Ctl, cluster: LocalCluster) -> None:
     leader = cluster.wait_leader(60)
-    code, body = leader.api("/reinitialize", "POST", {"force": True})
+    code, body = leader.api("/reinitialize", "POST", {"force": True}, auth=False)
     assert code == 401  # the node's restapi.authentication applies
     # patronictl itself only offers replicas for reinit; ask the API directly.
     from harness.web import request

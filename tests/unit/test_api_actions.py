@@ -50,13 +50,51 @@ def test_guard_lets_reads_through_and_checks_writes() -> None:
     assert g.refusal("PUT", "1.2.3.4", basic("u", "p")) is None
 
 
+AUTH = {"authentication": {"username": "u", "password": "p"}}
+
+
 def test_allowlist() -> None:
-    g = Guard.from_config({"allowlist": ["10.0.0.0/8", "127.0.0.1"]})
-    assert g.refusal("POST", "10.1.2.3", None) is None
-    assert g.refusal("POST", "::ffff:127.0.0.1", None) is None
-    assert g.refusal("POST", "192.168.1.1", None).code == 403  # type: ignore[union-attr]
+    g = Guard.from_config({"allowlist": ["10.0.0.0/8", "127.0.0.1"], **AUTH})
+    assert g.refusal("POST", "10.1.2.3", basic("u", "p")) is None
+    assert g.refusal("POST", "::ffff:127.0.0.1", basic("u", "p")) is None
+    assert g.refusal("POST", "10.1.2.3", None).code == 401  # type: ignore[union-attr]
+    assert g.refusal("POST", "192.168.1.1", basic("u", "p")).code == 403  # type: ignore[union-attr]
     assert g.refusal("GET", "192.168.1.1", None) is None
-    assert Guard.from_config({}).refusal("POST", "8.8.8.8", None) is None
+
+
+def test_unsafe_methods_are_refused_when_no_credentials_are_configured() -> None:
+    for restapi in ({}, {"allowlist": ["0.0.0.0/0"]}, {"authentication": {}},
+                    {"authentication": {"username": "", "password": None}}):
+        g = Guard.from_config(restapi)
+        for method in ("POST", "PUT", "PATCH", "DELETE", "post"):
+            r = g.refusal(method, "127.0.0.1", basic("u", "p"))
+            assert r is not None and r.code == 403 and "PATRONI_RESTAPI_USERNAME" in r.message
+        assert g.refusal("GET", "127.0.0.1", None) is None
+        assert g.refusal("GET", "127.0.0.1", None, sensitive=True) is None
+
+
+@pytest.mark.parametrize("auth,field", [
+    ({"username": "u"}, "restapi.authentication.password"),
+    ({"username": "u", "password": ""}, "restapi.authentication.password"),
+    ({"password": "p"}, "restapi.authentication.username"),
+    ("u:p", "restapi.authentication"),
+])
+def test_half_configured_authentication_is_an_error(auth: object, field: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Guard.from_config({"authentication": auth})
+    assert str(info.value).startswith(field + ":") and "\n" not in str(info.value)
+
+
+def test_auth_reads_guards_the_configuration_reads_only() -> None:
+    g = Guard.from_config({"auth_reads": "true", **AUTH})
+    r = g.refusal("GET", "1.2.3.4", None, sensitive=True)
+    assert r is not None and r.code == 401
+    assert g.refusal("GET", "1.2.3.4", basic("u", "x"), sensitive=True) is not None
+    assert g.refusal("GET", "1.2.3.4", basic("u", "p"), sensitive=True) is None
+    assert g.refusal("GET", "1.2.3.4", None) is None  # not a sensitive read
+    assert Guard.from_config(AUTH).refusal("GET", "1.2.3.4", None, sensitive=True) is None
+    with pytest.raises(ValueError, match="^restapi.auth_reads: needs restapi.authentication"):
+        Guard.from_config({"auth_reads": True})
     with pytest.raises(ValueError, match="allowlist"):
         parse_allowlist(["not-an-ip"])
 
@@ -197,11 +235,12 @@ def test_metrics_use_patroni_names_and_labels() -> None:
 
 def test_allowlist_include_members() -> None:
     from howdah.api.security import member_networks
-    g = Guard.from_config({"allowlist": ["10.0.0.0/8"], "allowlist_include_members": True})
+    g = Guard.from_config({"allowlist": ["10.0.0.0/8"], "allowlist_include_members": True, **AUTH})
     members = member_networks(["http://127.0.0.2:8008/patroni", "http://[::1]:8008/patroni", "garbage"])
-    assert g.refusal("POST", "127.0.0.2", None, members) is None
-    assert g.refusal("POST", "::1", None, members) is None
-    assert g.refusal("POST", "10.9.9.9", None, members) is None
-    assert g.refusal("POST", "127.0.0.3", None, members).code == 403  # type: ignore[union-attr]
-    only_members = Guard.from_config({"allowlist_include_members": "on"})
-    assert only_members.refusal("POST", "192.168.0.1", None, members) is not None
+    ok = basic("u", "p")
+    assert g.refusal("POST", "127.0.0.2", ok, members) is None
+    assert g.refusal("POST", "::1", ok, members) is None
+    assert g.refusal("POST", "10.9.9.9", ok, members) is None
+    assert g.refusal("POST", "127.0.0.3", ok, members).code == 403  # type: ignore[union-attr]
+    only_members = Guard.from_config({"allowlist_include_members": "on", **AUTH})
+    assert only_members.refusal("POST", "192.168.0.1", ok, members) is not None

@@ -54,8 +54,12 @@ class FakeControl:
         self.woken.set()
 
 
+AUTH = {"authentication": {"username": "u", "password": "p"}}
+GOOD = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+
+
 def serve(error: Exception, restapi: dict[str, Any] | None = None) -> RestApiServer:
-    routes = control_routes(FakeControl(error), restapi or {})  # type: ignore[arg-type]
+    routes = control_routes(FakeControl(error), AUTH if restapi is None else restapi)  # type: ignore[arg-type]
     api = RestApiServer(lambda: NodeStatus(), extra_routes=routes, use_uvloop=False)
     api.start("127.0.0.1", 0)
     return api
@@ -99,7 +103,7 @@ def test_views_fall_back_to_the_agents_view_when_the_dcs_is_down(dcs_down: RestA
 ])
 def test_an_unreachable_dcs_is_503(dcs_down: RestApiServer, method: str, path: str,
                                    body: bytes | None) -> None:
-    code, text, _ = call(dcs_down, method, path, body)
+    code, text, _ = call(dcs_down, method, path, body, GOOD)
     assert code == 503 and "DCS unavailable" in text
 
 
@@ -121,8 +125,32 @@ def test_authentication_and_allowlist() -> None:
         assert call(api, "GET", "/cluster")[0] == 200  # reads need no credentials
     finally:
         api.stop()
-    api = serve(DcsError("down"), {"allowlist": ["10.0.0.0/8"]})
+    api = serve(DcsError("down"), {"allowlist": ["10.0.0.0/8"], **AUTH})
     try:
-        assert call(api, "POST", "/reload")[:2] == (403, "Access is denied")
+        assert call(api, "POST", "/reload", None, GOOD)[:2] == (403, "Access is denied")
+    finally:
+        api.stop()
+
+
+def test_without_credentials_configured_unsafe_requests_are_refused() -> None:
+    api = serve(DcsError("down"), {})
+    try:
+        for method, path in (("POST", "/reload"), ("POST", "/restart"), ("POST", "/reinitialize"),
+                             ("PATCH", "/config"), ("PUT", "/config"), ("DELETE", "/switchover"),
+                             ("POST", "/switchover"), ("POST", "/failover")):
+            code, text, _ = call(api, method, path, b'{"force": true}', GOOD)
+            assert code == 403 and "restapi.authentication is not configured" in text, (method, path)
+        assert call(api, "GET", "/cluster")[0] == 200
+    finally:
+        api.stop()
+
+
+def test_auth_reads_puts_the_configuration_reads_behind_the_credentials() -> None:
+    api = serve(DcsError("down"), {"auth_reads": True, **AUTH})
+    try:
+        for path in ("/config", "/cluster", "/history", "/metrics"):
+            assert call(api, "GET", path)[0] == 401, path
+            assert call(api, "GET", path, None, GOOD)[0] != 401, path
+        assert call(api, "GET", "/restart")[0] == 404  # the scheduled restart is not configuration
     finally:
         api.stop()

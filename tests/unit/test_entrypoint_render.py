@@ -26,7 +26,8 @@ def test_cluster_node_config() -> None:
     conf = agent(SCOPE="prod", ETCD_HOSTS="etcd1:2379,etcd2:2379", PGPASSWORD_SUPERUSER='p"w: x#')
     assert conf["scope"] == "prod" and conf["name"] == "node1"
     assert conf["etcd"] == {"hosts": ["etcd1:2379", "etcd2:2379"]}
-    assert conf["restapi"] == {"listen": "0.0.0.0:8008", "connect_address": "172.20.0.5:8008"}
+    assert conf["restapi"] == {"listen": "0.0.0.0:8008", "connect_address": "172.20.0.5:8008",
+                               "authentication": {"username": "howdah", "password": ""}}  # filled in at start
     pg = conf["postgresql"]
     assert pg["connect_address"] == "172.20.0.5:5432"
     assert pg["data_dir"] == "/home/postgres/pgdata/pgroot/data"
@@ -74,7 +75,7 @@ def test_overlay_that_cannot_merge_names_the_variable() -> None:
 
 def test_pgbouncer_files() -> None:
     out = files(PGBOUNCER_CONFIGURATION="pool_mode: transaction\ndatabases: {app: host=127.0.0.1 dbname=app}",
-                PGPASSWORD_ADMIN='a"b')
+                PGPASSWORD_ADMIN='a"b', PGPASSWORD_SUPERUSER="postgres")
     ini = configparser.ConfigParser(interpolation=None)
     ini.read_string(out["pgbouncer.ini"])
     assert ini["pgbouncer"]["pool_mode"] == "transaction"

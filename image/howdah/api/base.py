@@ -47,6 +47,9 @@ class TextReply(Exception):
 
 class ControlHandler(JsonHandler):
     deps: Deps
+    # A GET that exposes the configuration: behind the credentials when
+    # restapi.auth_reads is on (/config, /cluster, /history, /metrics).
+    sensitive_read = False
 
     def initialize(self, ctx: ApiContext, deps: Deps) -> None:  # type: ignore[override]
         super().initialize(ctx)
@@ -66,7 +69,8 @@ class ControlHandler(JsonHandler):
         context = getattr(self.request.connection, "context", None)
         refusal = guard.refusal(method, self.request.remote_ip or "",
                                 self.request.headers.get("Authorization"), members,
-                                client_cert=bool(getattr(context, "client_cert", False)))
+                                client_cert=bool(getattr(context, "client_cert", False)),
+                                sensitive=self.sensitive_read)
         if refusal is not None:
             for key, value in refusal.headers.items():
                 self.set_header(key, value)

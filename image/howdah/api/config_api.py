@@ -27,6 +27,8 @@ def validate(config: Mapping[str, Any]) -> None:
 
 
 class ConfigHandler(ControlHandler):
+    sensitive_read = True
+
     async def get(self) -> None:
         view = (await self.blocking(read_cluster, self.control.dcs)).view
         if view.config_index is None:

@@ -23,6 +23,8 @@ from howdah.dcs.base import DcsError
 
 
 class ClusterHandler(ControlHandler):
+    sensitive_read = True
+
     async def get(self) -> None:
         try:
             read = await self.blocking(read_cluster, self.control.dcs)
@@ -34,6 +36,8 @@ class ClusterHandler(ControlHandler):
 
 
 class HistoryHandler(ControlHandler):
+    sensitive_read = True
+
     async def get(self) -> None:
         try:
             view = (await self.blocking(read_cluster, self.control.dcs)).view
@@ -43,6 +47,8 @@ class HistoryHandler(ControlHandler):
 
 
 class MetricsHandler(ControlHandler):
+    sensitive_read = True
+
     def get(self) -> None:
         # prometheus_client costs ~10 MB of RSS: load it on the first scrape,
         # not in every agent whether or not anything scrapes it

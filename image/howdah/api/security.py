@@ -1,9 +1,12 @@
 """Who may change the cluster: Basic authentication and an IP allowlist.
 
-Read requests (GET, HEAD, OPTIONS) are open, as load balancers and
-monitoring poll them.  Every mutating request (POST, PUT, PATCH, DELETE)
-passes :meth:`Guard.refusal` first when ``restapi.authentication`` or
-``restapi.allowlist`` is configured.
+Health checks and GET /patroni are always open, as load balancers and
+peers poll them.  Every mutating request (POST, PUT, PATCH, DELETE) passes
+:meth:`Guard.refusal` first and needs Basic authentication: with no
+``restapi.authentication`` configured, mutating requests are refused
+outright (403) instead of being open to anyone who reaches the port.  The
+reads that expose the configuration (/config, /cluster, /history, /metrics)
+need the credentials too when ``restapi.auth_reads`` is true.
 """
 from __future__ import annotations
 
@@ -45,6 +48,35 @@ def member_networks(api_urls: Sequence[str]) -> tuple[Network, ...]:
     return tuple(nets)
 
 
+NO_AUTH_CONFIGURED = ("unsafe requests are refused: restapi.authentication is not configured "
+                      "(set PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD)")
+
+
+def auth_pair(restapi: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(username, password) of ``restapi.authentication``, (None, None) when absent.
+
+    A username without a password (or the reverse) raises ValueError: silently
+    running without authentication would be the worst reading of it.
+    """
+    auth = restapi.get("authentication")
+    if auth is None or auth == "":
+        return None, None
+    if not isinstance(auth, Mapping):
+        raise ValueError("restapi.authentication: must be a mapping with username and password")
+    user, password = auth.get("username"), auth.get("password")
+    user = None if user is None or str(user) == "" else str(user)
+    password = None if password is None or str(password) == "" else str(password)
+    if user is None and password is None:
+        return None, None
+    if user is None:
+        raise ValueError("restapi.authentication.username: a password is set but no username; "
+                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
+    if password is None:
+        raise ValueError("restapi.authentication.password: a username is set but no password; "
+                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
+    return user, password
+
+
 class Refusal(NamedTuple):
     code: int
     message: str
@@ -77,18 +109,23 @@ class Guard:
     include_members: bool = False
     # https with verify_client optional/required: unsafe requests need a client certificate
     client_cert_required: bool = False
+    # restapi.auth_reads: /config, /cluster, /history and /metrics need the credentials too
+    auth_reads: bool = False
 
     @classmethod
     def from_config(cls, restapi: Mapping[str, Any]) -> "Guard":
-        auth = restapi.get("authentication") or {}
-        user = auth.get("username") if isinstance(auth, Mapping) else None
-        password = auth.get("password") if isinstance(auth, Mapping) else None
+        """Raises ValueError (one line naming the field) on a half-configured authentication."""
+        user, password = auth_pair(restapi)
+        auth_reads = truthy(restapi.get("auth_reads"))
+        if auth_reads and user is None:
+            raise ValueError("restapi.auth_reads: needs restapi.authentication (username and password)")
         return cls(
-            username=str(user) if user else None,
-            password=str(password) if password is not None else None,
+            username=user,
+            password=password,
             allowlist=parse_allowlist(restapi.get("allowlist")),
             include_members=truthy(restapi.get("allowlist_include_members")),
             client_cert_required=unsafe_needs_client_cert(restapi),
+            auth_reads=auth_reads,
         )
 
     @property
@@ -96,23 +133,32 @@ class Guard:
         return self.username is not None
 
     def refusal(self, method: str, remote_ip: str, authorization: str | None,
-                members: Sequence[Network] = (), client_cert: bool = False) -> Refusal | None:
+                members: Sequence[Network] = (), client_cert: bool = False,
+                sensitive: bool = False) -> Refusal | None:
         """None when the request may go on, else what to answer.
 
         ``members``: the networks of the members' REST API hosts, consulted
         when ``allowlist_include_members`` is on.  ``client_cert``: the request
         came with a verified TLS client certificate.  Checked in Patroni's
         order: allowlist (403), client certificate (403), credentials (401).
+        ``sensitive``: a read that exposes the configuration (guarded when
+        ``auth_reads`` is on).  With no credentials configured an unsafe
+        request is refused (403) unless a verified client certificate was
+        required and presented: that certificate is then the authentication.
         """
         if method.upper() not in MUTATING:
-            return None
-        allowed = self.allowlist + (tuple(members) if self.include_members else ())
-        if (self.allowlist or self.include_members) and not self._allowed(remote_ip, allowed):
-            return Refusal(403, "Access is denied", {})
-        if self.client_cert_required and not client_cert:
-            return Refusal(403, "client certificate required", {})
-        if not self.needs_auth:
-            return None
+            if not (sensitive and self.auth_reads):
+                return None
+        else:
+            allowed = self.allowlist + (tuple(members) if self.include_members else ())
+            if (self.allowlist or self.include_members) and not self._allowed(remote_ip, allowed):
+                return Refusal(403, "Access is denied", {})
+            if self.client_cert_required and not client_cert:
+                return Refusal(403, "client certificate required", {})
+            if not self.needs_auth:
+                if self.client_cert_required and client_cert:
+                    return None
+                return Refusal(403, NO_AUTH_CONFIGURED, {})
         challenge = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
         if not authorization:
             return Refusal(401, "no auth header received", challenge)

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from howdah.api.security import auth_pair
 from howdah.api.tls import TlsConfigError
 from howdah.api.tls import check_config as check_tls
 from howdah.core.settings import SettingsError, build_settings, check_parameters
@@ -176,6 +177,11 @@ def validate(tree: dict[str, Any]) -> AgentConfig:
         check_tls(restapi, _section(tree, "ctl"))
     except TlsConfigError as exc:
         raise ConfigError(exc.field, str(exc).split(": ", 1)[1]) from None
+    try:
+        auth_pair(restapi)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise ConfigError(field, message) from None
     pg = _section(tree, "postgresql")
     check_listen("postgresql.listen", str(pg.get("listen", "")).split(",")[-1] or None)
     check_listen("postgresql.connect_address", pg.get("connect_address"), required=False)

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
-from . import haproxy, render, settings, spilo, system
+from . import credentials, haproxy, render, settings, spilo, system
 from .errors import EnvError
 
 
@@ -24,26 +24,23 @@ def fail(error: EnvError) -> NoReturn:
     sys.exit(2)
 
 
-def warn_defaults(s: settings.Settings) -> None:
-    defaulted = [f"PGPASSWORD_{role}" for role, user in (("SUPERUSER", s.superuser), ("STANDBY", s.standby),
-                                                         ("ADMIN", s.admin)) if user.defaulted]
-    if defaulted:
-        print(f"howdah-entrypoint: warning: {', '.join(defaulted)} not set; using demo passwords", file=sys.stderr)
-
-
 def prepare_node() -> settings.Settings:
     """Validate first (nothing touched on error), then become postgres, then write."""
     env = dict(os.environ)
     s = settings.load(env, system.facts())
-    files = render.render_all(s)
+    # every template and overlay renders, and the agent would accept its config, before
+    # anything is touched (the passwords still to generate are stand-ins here)
+    files = render.render_all(credentials.stand_ins(s))
     render.check_agent_config(files["howdah.yml"][0], env)
     system.drop_root([s.home + "/pgdata", s.run_dir, "/var/run/postgresql"])
     system.ensure_passwd_entry(s.home)
     system.prepare_dirs(s)
+    s = credentials.resolve(s)  # unset passwords: generated once, kept in the volume
+    os.environ["HOWDAH_CREDENTIALS"] = str(credentials.path(s))  # the file's path, for post-bootstrap
+    files = render.render_all(s)
     system.remove_stale_pidfile(s.pgdata)
     system.write_files(s.run_dir, files)
     system.prepare_ssl(s)
-    warn_defaults(s)
     for line in spilo.notices(env):
         print(line, file=sys.stderr)
     for note in s.notes:  # how WAL-E/WAL-G/S3 variables were mapped onto pgBackRest

@@ -40,6 +40,7 @@ class Facts:
 class User:
     name: str
     password: str
+    # not set in the environment: generated once and kept in the volume (see credentials.py)
     defaulted: bool = False
 
 
@@ -61,6 +62,8 @@ class Settings:
     superuser: User
     standby: User
     admin: User
+    restapi: User
+    restapi_auth_reads: bool
     memory: MemorySizing
     pgbouncer: bool
     pgbouncer_port: int
@@ -96,13 +99,27 @@ class Settings:
         return self.dcs.kind == "local"
 
 
-def _user(env: Env, role: str, name: str, password: str) -> User:
+def _user(env: Env, role: str, name: str) -> User:
+    """PGUSER_<role> and PGPASSWORD_<role>; no password set: one is generated at start."""
     user_var, pass_var = f"PGUSER_{role}", f"PGPASSWORD_{role}"
     user = get(env, user_var, name)
     if not user.replace("_", "").replace("-", "").isalnum():
         raise EnvError(user_var, f"{user!r} is not a plain role name", "use letters, digits, _ or -")
     supplied = get(env, pass_var)
-    return User(user, supplied or password, defaulted=not supplied)
+    return User(user, supplied, defaulted=not supplied)
+
+
+def _restapi(env: Env) -> User:
+    """PATRONI_RESTAPI_USERNAME/PASSWORD: both or neither (then generated at start)."""
+    user, password = get(env, "PATRONI_RESTAPI_USERNAME"), get(env, "PATRONI_RESTAPI_PASSWORD")
+    fix = "set both PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD, or neither (credentials are then generated)"
+    if password and not user:
+        raise EnvError("PATRONI_RESTAPI_USERNAME", "is not set while PATRONI_RESTAPI_PASSWORD is", fix)
+    if user and not password:
+        raise EnvError("PATRONI_RESTAPI_PASSWORD", "is not set while PATRONI_RESTAPI_USERNAME is", fix)
+    if user and any(c in user for c in ":\r\n"):
+        raise EnvError("PATRONI_RESTAPI_USERNAME", "holds a ':' or a line break", "use a plain name, e.g. howdah")
+    return User(user or "howdah", password, defaulted=not user)
 
 
 def _pgbouncer(env: Env) -> tuple[bool, dict[str, Any] | str]:
@@ -178,9 +195,11 @@ def load(env: Env, facts: Facts) -> Settings:
         home=home,
         run_dir=run_dir,
         dcs=store,
-        superuser=_user(env, "SUPERUSER", "postgres", "postgres"),
-        standby=_user(env, "STANDBY", "standby", "standby"),
-        admin=_user(env, "ADMIN", "admin", "admin"),
+        superuser=_user(env, "SUPERUSER", "postgres"),
+        standby=_user(env, "STANDBY", "standby"),
+        admin=_user(env, "ADMIN", "admin"),
+        restapi=_restapi(env),
+        restapi_auth_reads=values.boolean(env, "HOWDAH_RESTAPI_AUTH_READS"),
         memory=facts.memory,
         pgbouncer=pgbouncer,
         pgbouncer_port=values.port(env, "PGBOUNCER_PORT", 6432),
