@@ -103,3 +103,41 @@ def test_pgbouncer_configuration_switches_it_on() -> None:
 def test_s3_turns_on_pgbackrest() -> None:
     s = load(WAL_S3_BUCKET="bk", AWS_ENDPOINT="minio:9000", AWS_S3_FORCE_PATH_STYLE="true")
     assert s.pgbackrest and s.repo is not None and s.repo.option("s3-endpoint") == "minio" and s.repo.option("s3-uri-style") == "path"
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("PGPASSWORD_SUPERUSER", "pw\nlocal all all trust"),
+    ("PGPASSWORD_ADMIN", "a\r\nb"),
+    ("PGUSER_ADMIN", "x\x00"),
+    ("ETCD_HOST", "etcd:2379\n[program:evil]"),
+    ("WAL_S3_BUCKET", "b\nrepo1-path=/etc"),
+    ("CALLBACK_SCRIPT", "/bin/true\ncommand=sh"),
+    ("AWS_REGION", "us-east-1\u2028x"),
+    ("PGBOUNCER_CONFIGURATION", "pool_mode: \"session\\nauth_type = trust\""),
+    ("PGBOUNCER_CONFIGURATION", "databases: {app: \"host=x\\n* = host=evil\"}"),
+])
+def test_line_breaking_values_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(EnvError) as info:
+        load(**{**CLUSTER, "WAL_S3_BUCKET": "bk", variable: value})
+    assert info.value.variable == variable
+    assert "\n" not in info.value.line() and "control character" in info.value.line()
+
+
+def test_pem_content_may_span_lines() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    load(SSL_CERTIFICATE=pem, SSL_PRIVATE_KEY=pem.replace("CERTIFICATE", "PRIVATE KEY"))  # no error
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"SCOPE": "a/b"}, "SCOPE"), ({"SCOPE": "-x"}, "SCOPE"), ({"SCOPE": "x" * 64}, "SCOPE"),
+    ({"SCOPE": "white space"}, "SCOPE"), ({"POD_NAME": "../n1"}, "POD_NAME"), ({"POD_NAME": "n 1"}, "POD_NAME"),
+])
+def test_scope_and_member_names_are_validated(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(EnvError) as info:
+        load(**{**CLUSTER, **env})
+    assert info.value.variable == variable
+
+
+def test_usual_names_pass() -> None:
+    s = load(SCOPE="my-cluster_1.prod", ETCD_HOST="etcd", POD_NAME="my-cluster-0")
+    assert (s.scope, s.name) == ("my-cluster_1.prod", "my-cluster-0")

@@ -139,8 +139,11 @@ def _pgbouncer(env: Env) -> tuple[bool, dict[str, Any] | str]:
         if key != "databases" and isinstance(value, (dict, list)):
             raise EnvError("PGBOUNCER_CONFIGURATION", f"setting {key!r} is not a scalar",
                            "give pgbouncer settings as key: value (databases: as a mapping)")
+        values.single_line("PGBOUNCER_CONFIGURATION", f"{key}{value}")
     if "databases" in config and not isinstance(config["databases"], dict):
         raise EnvError("PGBOUNCER_CONFIGURATION", "'databases' is not a mapping", "write databases: {name: 'host=... dbname=...'}")
+    for key, value in (config.get("databases") or {}).items():
+        values.single_line("PGBOUNCER_CONFIGURATION", f"{key}{value}")
     return enabled, config
 
 
@@ -173,6 +176,8 @@ def load(env: Env, facts: Facts) -> Settings:
             raise EnvError("SCOPE", "not set while an external DCS is configured",
                            "set SCOPE to the cluster name shared by all its members")
         scope = "demo"
+    values.cluster_name("SCOPE", scope, 63)
+    name = values.cluster_name("POD_NAME" if get(env, "POD_NAME") else "HOSTNAME", get(env, "POD_NAME", facts.hostname), 253)
     overlays = [(n, values.yaml_mapping(env, n)) for n in ("SPILO_CONFIGURATION", "HOWDAH_CONFIGURATION")]
     dcs.refuse_unsupported({}, overlays)
     pgbouncer, pgbouncer_settings = _pgbouncer(env)
@@ -183,7 +188,7 @@ def load(env: Env, facts: Facts) -> Settings:
     connect_host = get(env, "POD_IP", facts.ip)
     return Settings(
         scope=scope,
-        name=get(env, "POD_NAME", facts.hostname),
+        name=name,
         namespace=namespace if namespace.startswith("/") else "/" + namespace,
         connect_host=connect_host,
         pgversion=pgversion,

@@ -18,9 +18,29 @@ HOST = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[?[0-9A-Fa-f:.]+\]?$")
 LOCALE = re.compile(r"^[A-Za-z0-9_@.\-]+$")
 
 
+# Characters that end a line in one of the files values are rendered into (postgresql.conf,
+# pgbouncer.ini, supervisord.conf, pgbackrest.conf, haproxy.cfg, YAML) or that C code stops at.
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+# Variables whose value is legitimately several lines (PEM content, written to its own file).
+MULTILINE = frozenset({"SSL_CERTIFICATE", "SSL_PRIVATE_KEY", "SSL_CA", "SSL_CRL", "SSL_RESTAPI_CA",
+                       "SSL_RESTAPI_CERTIFICATE", "SSL_RESTAPI_PRIVATE_KEY"})
+
+
+def single_line(name: str, value: str) -> str:
+    """``value`` unless it holds a line break or another control character."""
+    match = _LINE_BREAKING.search(value)
+    if match:
+        raise EnvError(name, f"holds a control character ({match.group()!r}) that would break out of its line "
+                       "in a rendered config file", "remove line breaks and control characters from the value")
+    return value
+
+
 def get(env: Env, name: str, default: str = "") -> str:
     value = env.get(name)
-    return default if value is None or value.strip() == "" else value.strip()
+    if value is None or value.strip() == "":
+        return default
+    value = value.strip()
+    return value if name in MULTILINE else single_line(name, value)
 
 
 def port(env: Env, name: str, default: int) -> int:
@@ -119,3 +139,14 @@ def yaml_mapping(env: Env, name: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise EnvError(name, f"YAML is a {type(loaded).__name__}, not a mapping", "give a mapping such as 'postgresql: {parameters: {...}}'")
     return loaded
+
+
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?$")
+
+
+def cluster_name(name: str, value: str, limit: int) -> str:
+    """SCOPE and member names: they become DCS key segments, file names and config values."""
+    if len(value) > limit or not _NAME.match(value):
+        raise EnvError(name, f"{value!r} is not a valid name",
+                       f"use up to {limit} letters, digits, '-', '_' or '.', starting and ending with a letter or digit")
+    return value
