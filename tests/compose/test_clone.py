@@ -17,7 +17,8 @@ from .helpers import IMAGE, ROOT, Project, local_psql, sql, wait_for
 
 pytestmark = pytest.mark.compose
 NODE_ENV = {"ETCD3_HOST": "etcd:2379", "PGPASSWORD_SUPERUSER": "postgres", "PGPASSWORD_STANDBY": "standby",
-            "PGPASSWORD_ADMIN": "admin"}
+            "PGPASSWORD_ADMIN": "admin",
+            "PATRONI_RESTAPI_USERNAME": "howdah", "PATRONI_RESTAPI_PASSWORD": "howdah-demo"}
 
 
 class BackupProject(Project):
@@ -80,8 +81,9 @@ def switch_and_archive(port: int) -> None:
 
 
 def post(container: Container, path: str, body: dict[str, Any]) -> int:
-    code = ("import json,sys,urllib.request as u,urllib.error as e\n"
-            "r=u.Request('http://127.0.0.1:8008%s',data=sys.argv[1].encode(),method='POST')\n"
+    code = ("import base64,json,sys,urllib.request as u,urllib.error as e\n"
+            "r=u.Request('http://127.0.0.1:8008%s',data=sys.argv[1].encode(),method='POST',"
+            "headers={'Authorization':'Basic '+base64.b64encode(b'howdah:howdah-demo').decode()})\n"
             "try: print(u.urlopen(r,timeout=10).status)\n"
             "except e.HTTPError as x: print(x.code)" % path)
     result = container.exec_run(["python3", "-c", code, json.dumps(body)])
