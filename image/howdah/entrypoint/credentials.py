@@ -72,7 +72,7 @@ def stand_ins(s: Settings) -> Settings:
     """Settings with a stand-in for every password still to generate (to validate renders)."""
     changes = {field: dataclasses.replace(getattr(s, field), password="to-be-generated")
                for field, _variable in ROLES if getattr(s, field).defaulted}
-    return dataclasses.replace(s, **changes) if changes else s  # type: ignore[arg-type]
+    return dataclasses.replace(s, **changes) if changes else s
 
 
 def resolve(s: Settings, say: Callable[[str], None] | None = None) -> Settings:
