@@ -34,7 +34,7 @@ def test_cluster_node_config() -> None:
     assert pg["authentication"]["superuser"] == {"username": "postgres", "password": 'p"w: x#'}
     assert pg["parameters"]["shared_buffers"] == "512MB"
     assert conf["bootstrap"]["dcs"]["postgresql"]["parameters"]["max_connections"] == 204
-    assert "host replication standby all scram-sha-256" in pg["pg_hba"]
+    assert "hostssl replication standby all scram-sha-256" in pg["pg_hba"]
     dcs = conf["bootstrap"]["dcs"]
     assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
 
@@ -63,7 +63,7 @@ def test_overlays_merge_in_order_and_extend_pg_hba() -> None:
     assert conf["postgresql"]["parameters"]["shared_buffers"] == "512MB"
     hba = conf["postgresql"]["pg_hba"]
     assert hba[0] == "host all all 10.0.0.0/8 trust" and hba[-1] == "host all all 0.0.0.0/0 reject"
-    assert "local all all trust" in hba
+    assert "local all postgres peer" in hba
     assert conf["tags"]["nofailover"] is True
 
 
@@ -117,3 +117,23 @@ def test_haproxy() -> None:
     for bad in ({"HAPROXY_NODES": "a:1"}, {"HAPROXY_NODES": ","}, {"HAPROXY_STATS_PORT": "x"}):
         with pytest.raises(EnvError):
             haproxy.load(bad)
+
+
+def test_pg_hba_has_no_trust_and_tls_for_remote_hosts() -> None:
+    hba = agent()["postgresql"]["pg_hba"]
+    assert not [line for line in hba if "trust" in line or " md5" in line or "password" in line.split()]
+    assert hba[0] == "local all postgres peer" and hba[1] == "local all all scram-sha-256"
+    remote = [line for line in hba if not line.startswith("local") and "127.0.0.1" not in line and "::1" not in line]
+    assert remote and all(line.startswith("hostssl ") for line in remote)
+    assert all(line.startswith("host ") for line in agent(ALLOW_NOSSL="true")["postgresql"]["pg_hba"]
+               if line.endswith("all all all scram-sha-256"))
+    initdb = agent()["bootstrap"]["initdb"]
+    assert {"auth-local": "peer"} in initdb and {"auth-local": "trust"} not in initdb
+
+
+def test_no_peer_line_when_the_os_user_is_not_the_superuser() -> None:
+    random_uid = settings.Facts(hostname="n", ip="10.0.0.1", memory=sizing(GiB), os_user="postgres-123456")
+    conf = yaml.safe_load(render.render_all(settings.load({}, random_uid))["howdah.yml"][0])
+    assert not [line for line in conf["postgresql"]["pg_hba"] if "peer" in line or "trust" in line]
+    named = agent(PGUSER_SUPERUSER="root_pg")["postgresql"]["pg_hba"]
+    assert not [line for line in named if "peer" in line]

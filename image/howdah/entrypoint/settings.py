@@ -30,6 +30,8 @@ class Facts:
     # Majors whose binaries the image has (empty: do not check), and PGDATA -> its PG_VERSION.
     pg_majors: tuple[str, ...] = ()
     read_data_major: Callable[[str], str | None] = lambda _pgdata: None
+    # The OS user the servers run as (pg_hba's peer line names it when it is the superuser).
+    os_user: str = "postgres"
     # DNS name -> ["host:port", ...] from its SRV records (ETCD*_DISCOVERY_DOMAIN)
     srv: Callable[[str], list[str]] = dcs.no_srv
     # Locales `locale -a` lists (empty: do not check INITDB_LOCALE).
@@ -64,6 +66,8 @@ class Settings:
     admin: User
     restapi: User
     restapi_auth_reads: bool
+    allow_nossl: bool
+    os_user: str
     memory: MemorySizing
     pgbouncer: bool
     pgbouncer_port: int
@@ -205,6 +209,8 @@ def load(env: Env, facts: Facts) -> Settings:
         admin=_user(env, "ADMIN", "admin"),
         restapi=_restapi(env),
         restapi_auth_reads=values.boolean(env, "HOWDAH_RESTAPI_AUTH_READS"),
+        allow_nossl=values.boolean(env, "ALLOW_NOSSL"),
+        os_user=facts.os_user,
         memory=facts.memory,
         pgbouncer=pgbouncer,
         pgbouncer_port=values.port(env, "PGBOUNCER_PORT", 6432),
