@@ -154,3 +154,53 @@ def test_auth_reads_puts_the_configuration_reads_behind_the_credentials() -> Non
         assert call(api, "GET", "/restart")[0] == 404  # the scheduled restart is not configuration
     finally:
         api.stop()
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b'{"leader": NaN}', "NaN"), (b'{"leader": Infinity}', "Infinity"), (b'{"leader": -Infinity}', "Infinity"),
+    (b'{"leader": 1e999}', "out of range"), (b'{"leader": ' + b"9" * 40 + b"}", "digits"),
+    (b'{"a": ' * 40 + b"1" + b"}" * 40, "deeper"), (b"[" * 100000 + b"]" * 100000, "deeper"),
+    (b'{"leader": "n1"', "not valid JSON"), (b"\xff\xfe{}", "not valid JSON"),
+])
+def test_hostile_json_bodies_are_400_with_a_reason(body: bytes, reason: str) -> None:
+    api = serve(DcsError("down"))
+    try:
+        code, text, _ = call(api, "POST", "/switchover", body, GOOD)
+        assert code == 400 and reason in text and "Traceback" not in text, text
+    finally:
+        api.stop()
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "+5", "5, 5", "-1", "0x10", "1" * 20, " "])
+def test_content_length_is_parsed_strictly(length: str) -> None:
+    import socket
+    api = serve(DcsError("down"))
+    try:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+            sock.sendall(b"POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: " + length.encode("latin-1")
+                         + b"\r\n\r\n{}")
+            head = sock.recv(4096).decode("latin-1")
+        assert head.startswith("HTTP/1.1 400 "), head
+    finally:
+        api.stop()
+
+
+def test_idle_connections_never_lock_out_a_new_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    from howdah.api import front
+    monkeypatch.setattr(front, "MAX_CONNECTIONS", 8)
+    api = serve(DcsError("down"))
+    idle = []
+    try:
+        for _ in range(20):  # idle keep-alive clients, far more than the cap
+            sock = socket.create_connection(("127.0.0.1", api.port), timeout=10)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 ")
+            idle.append(sock)
+        for _ in range(3):
+            assert call(api, "GET", "/cluster")[0] == 200
+            assert call(api, "POST", "/reload", None, {**GOOD, "Content-Length": "0"})[0] in (200, 202, 503)
+    finally:
+        for sock in idle:
+            sock.close()
+        api.stop()

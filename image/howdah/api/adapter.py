@@ -126,8 +126,9 @@ def body_length(headers: HTTPHeaders) -> int:
     if "Transfer-Encoding" in headers:
         raise BadRequest(411, "chunked request bodies are not supported; send Content-Length")
     value = headers.get("Content-Length", "0").strip()
-    if not value.isdigit():
-        raise BadRequest(400, f"invalid Content-Length {value!r}")
+    # ASCII digits only (str.isdigit takes '²'), no sign, no list of lengths, no 30-digit number
+    if not (0 < len(value) <= 12 and all("0" <= c <= "9" for c in value)):
+        raise BadRequest(400, f"invalid Content-Length {value[:40]!r}")
     length = int(value)
     if length > MAX_BODY_BYTES:
         raise BadRequest(413, f"request body over {MAX_BODY_BYTES} bytes")

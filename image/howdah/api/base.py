@@ -107,15 +107,55 @@ class ControlHandler(JsonHandler):
             if optional:
                 return {}
             raise TextReply(400, "a JSON object is required as the request body")
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise TextReply(400, f"request body is not valid JSON: {e}") from None
+        doc = parse_json(raw)
         if not isinstance(doc, dict):
             raise TextReply(400, f"request body must be a JSON object, not {type(doc).__name__}")
         if not doc and not optional:
             raise TextReply(400, "the request body must not be an empty object")
         return doc
+
+
+MAX_JSON_DEPTH = 32
+MAX_JSON_NUMBER_DIGITS = 30
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_NUMBER_DIGITS:
+        raise ValueError(f"a number of more than {MAX_JSON_NUMBER_DIGITS} digits")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > 2 * MAX_JSON_NUMBER_DIGITS:
+        raise ValueError(f"a number written with more than {2 * MAX_JSON_NUMBER_DIGITS} characters")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON; TextReply(400) for anything Howdah will not read: bad UTF-8 or
+    syntax, NaN/Infinity, numbers too long or out of range, nesting deeper than MAX_JSON_DEPTH."""
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_int=_int,
+                         parse_float=_float)
+    except RecursionError:
+        raise TextReply(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise TextReply(400, f"request body is not valid JSON: {e}") from None
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise TextReply(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return doc
 
 
 def text_field(body: Mapping[str, Any], key: str) -> Optional[str]:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
+# Open client connections per agent: far above patronictl, HAProxy's checks (one per check)
+# and the tests; a flood of idle ones only ever displaces other idle ones.
+MAX_CONNECTIONS = 1000
 _FAST_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})
 _JSON = b"Content-Type: application/json\r\n"
@@ -106,6 +109,9 @@ class FrontServer:
         self.ssl_ctx = ssl_ctx
         self.idle_timeout = idle_timeout
         self.conns: dict[HttpProtocol, None] = {}
+        # At the cap, a new connection closes the longest-idle keep-alive one (idle clients
+        # never lock out a health check); only when every one is busy is it refused.
+        self.max_connections = MAX_CONNECTIONS
         self._servers: list[asyncio.AbstractServer] = []
         self._sweeper: Optional[asyncio.TimerHandle] = None
 
@@ -134,6 +140,16 @@ class FrontServer:
                 conn.close()
         self._sweeper = asyncio.get_running_loop().call_later(self._sweep_interval, self._sweep)
 
+    def make_room(self) -> bool:
+        """Close the longest-idle connection between requests; False when none is idle."""
+        idle = [conn for conn in self.conns if not conn.busy and not conn.closing]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda conn: conn.idle_since)
+        self.conns.pop(oldest, None)
+        oldest.close()
+        return True
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -160,6 +176,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        if len(self.server.conns) >= self.server.max_connections and not self.server.make_room():
+            self.closing = True
+            self.transport.abort()  # every slot serves a request: refuse, never queue without bound
+            return
         self.server.conns[self] = None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
