@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Sequence, TextIO
+from typing import Mapping, Sequence, TextIO
+
+from howdah.agent.callbacks import kill_tree
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -56,6 +57,19 @@ class Log:
             pass
 
 
+# What a hook gets from the agent's environment: the basics, plus its own variables for the
+# VIP and AWS hooks.  The superuser's password, the REST API's credentials and the backups'
+# keys stay out of every other hook; a user hook gets HOWDAH_HOOK_* variables passed through.
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "SCOPE", "PGPORT", "HOWDAH_RUN_DIR")
+HOOK_PREFIXES = {"vip": ("VIP_", "HOWDAH_VIP_"),
+                 "aws": ("AWS_", "EIP_", "ELASTIC_IP", "HOWDAH_AWS_", "HOWDAH_ROLE_TAG")}
+
+
+def hook_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    prefixes = ("HOWDAH_HOOK_",) + HOOK_PREFIXES.get(name, ())
+    return {k: v for k, v in env.items() if k in BASE_ENV or k.startswith(prefixes)}
+
+
 def run_hook(name: str, command: str, event: list[str], timeout: float, log: Log) -> bool:
     """Run one hook; log its output and outcome; True when it exited 0."""
     label = f"{name} {' '.join(event)}"
@@ -66,19 +80,17 @@ def run_hook(name: str, command: str, event: list[str], timeout: float, log: Log
         return False
     started = time.monotonic()
     try:
-        # Its own process group, so a timeout also ends whatever the hook started.
+        # In the dispatcher's session (the agent started it in one of its own), so when the
+        # agent cancels or times out the event, its tree kill reaches every hook process too.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=hook_env(name, os.environ))
     except OSError as exc:
         log.write(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}")
         return False
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(proc.pid)  # the hook and everything it started
         try:
             output, _ = proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:  # a child left the group and holds the pipe

@@ -1,6 +1,7 @@
 """Callback runner: problems reported up front, newer cancels older, timeouts kill."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -55,3 +56,52 @@ def test_newer_callback_cancels_older_and_hung_one_is_killed(tmp_path: Path) -> 
     slow.fire("on_stop", "primary")
     proc = slow._running
     assert proc is not None and proc.wait(5) < 0, "a hung callback is killed at its timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_pid(path: Path) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip().isdigit():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise TimeoutError(f"no pid in {path}")
+
+
+def _wait_dead(pid: int) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_cancel_kills_the_whole_tree_even_a_child_in_its_own_session(tmp_path: Path) -> None:
+    pidfile = tmp_path / "escapee"
+    body = f"setsid sleep 300 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 300\n"
+    cb = Callbacks({"on_start": script(tmp_path, body), "on_stop": "/bin/true"}, "demo", timeout=60)
+    cb.fire("on_start", "replica")
+    escapee = _wait_pid(pidfile)
+    assert _alive(escapee)
+    cb.fire("on_stop", "replica")  # cancels on_start
+    assert _wait_dead(escapee), "a process the hook moved to its own session survived the cancel"
+
+
+def test_timeout_kills_hooks_run_by_the_dispatcher_and_their_children(tmp_path: Path) -> None:
+    dispatcher = Path(__file__).resolve().parents[2] / "scripts" / "callback_dispatch.py"
+    pidfile = tmp_path / "escapee"
+    hook = script(tmp_path, f"setsid sleep 300 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; sleep 300\n")
+    cmd = f"{sys.executable} {dispatcher} --timeout 300 --run user={hook}"
+    cb = Callbacks({"on_role_change": cmd}, "demo", timeout=2.0)
+    cb.fire("on_role_change", "primary")
+    escapee = _wait_pid(pidfile)
+    cb.wait_idle(60)
+    assert _wait_dead(escapee), "the agent's timeout must end the dispatcher's hooks and what they started"

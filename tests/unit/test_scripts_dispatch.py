@@ -85,3 +85,29 @@ def running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def test_hooks_get_a_minimal_environment(tmp_path: Path) -> None:
+    import os
+    printer = tmp_path / "printenv"
+    printer.write_text(f"#!/bin/sh\nenv > {tmp_path}/env.$(basename $0)\n")
+    printer.chmod(0o755)
+    for name in ("user", "vip", "aws"):
+        (tmp_path / name).symlink_to(printer)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+           "PGPASSWORD_SUPERUSER": "su-secret", "PATRONI_RESTAPI_PASSWORD": "api-secret",
+           "PATRONI_SUPERUSER_PASSWORD": "su-secret", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+           "VIP_ADDRESS": "10.0.0.5/24", "HOWDAH_HOOK_COLOUR": "blue", "SCOPE": "demo"}
+    argv = [sys.executable, str(SCRIPT), "--timeout", "30"]
+    for name in ("user", "vip", "aws"):
+        argv += ["--run", f"{name}={tmp_path / name}"]
+    done = subprocess.run(argv + ["on_start", "replica", "demo"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = {name: (tmp_path / f"env.{name}").read_text() for name in ("user", "vip", "aws")}
+    for text in seen.values():
+        assert "su-secret" not in text and "api-secret" not in text
+        assert "HOWDAH_HOOK_COLOUR=blue" in text and "SCOPE=demo" in text
+    assert "VIP_ADDRESS" not in seen["user"] and "VIP_ADDRESS=10.0.0.5/24" in seen["vip"]
+    assert "aws-secret" not in seen["user"] and "aws-secret" not in seen["vip"]
+    assert "AWS_SECRET_ACCESS_KEY=aws-secret" in seen["aws"]  # the AWS hook needs its own keys

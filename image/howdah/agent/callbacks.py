@@ -1,8 +1,9 @@
 """User callbacks: `<cmd> <action> <role> <scope>`, never blocking the HA loop.
 
-A newer callback cancels a still-running older one (its whole process group),
-a hung callback is killed after a timeout, and every outcome is logged with
-its exit code and duration.
+A newer callback cancels a still-running older one, a hung callback is killed
+after a timeout - with every process it started, even one that moved to a
+session of its own (:func:`kill_tree`) - and every outcome is logged with its
+exit code and duration.
 """
 from __future__ import annotations
 
@@ -97,7 +98,62 @@ class Callbacks:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    kill_tree(proc.pid)
+
+
+def _processes(proc_root: str = "/proc") -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every process we can see."""
+    found: dict[int, tuple[int, int]] = {}
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        entries = os.listdir(proc_root)
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"{proc_root}/{name}/stat", encoding="latin-1") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+            found[int(name)] = (int(fields[1]), int(fields[3]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def tree(root: int, proc_root: str = "/proc") -> set[int]:
+    """root, its descendants, and anything left in root's session (a double-forked child)."""
+    procs = _processes(proc_root)
+    members = {root} | {pid for pid, (_ppid, sid) in procs.items() if sid == root}
+    frontier = list(members)
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _sid) in procs.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return members
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL root and every process it started: each is stopped first (so none forks a new
+    one meanwhile), the tree is scanned again until nothing new appears, then all die."""
+    stopped: set[int] = set()
+    for _ in range(10):
+        new = tree(root) - stopped - {os.getpid()}
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stopped |= new
+    try:
+        os.killpg(root, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    for pid in stopped | {root}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
