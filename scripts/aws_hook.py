@@ -152,6 +152,33 @@ def tag(ec2: Any, instance: str, key: str, role: str, budget: float) -> None:
     say(f"tagged {instance} and {len(volumes)} volume(s) {key}={role}")
 
 
+def still_leader(env: Mapping[str, str], role: str) -> str | None:
+    """None when the local agent confirms, right now, that this node holds the leader key and
+    runs as ``role`` (GET /primary or /standby-leader answers 200); else the reason not to act.
+
+    HOWDAH_LEADER_CHECK: the local REST API (default http://127.0.0.1:$APIPORT, 8008); "off"
+    skips the check (tests).  A role callback runs after the fact: a newer event may already
+    have demoted this node, and moving the address then would take it from the real primary."""
+    base = env.get("HOWDAH_LEADER_CHECK", "").strip()
+    if base.lower() == "off":
+        return None
+    base = (base or f"http://127.0.0.1:{env.get('APIPORT', '').strip() or 8008}").rstrip("/")
+    path = "/standby-leader" if role == "standby_leader" else "/primary"
+    import ssl
+    import urllib.error
+    import urllib.request
+    context = ssl._create_unverified_context() if base.startswith("https:") else None  # our own loopback
+    try:
+        with urllib.request.urlopen(base + path, timeout=5, context=context) as resp:
+            if resp.status == 200:
+                return None
+            return f"{base}{path} answered {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{base}{path} answered {exc.code}: this node is no longer the {role}"
+    except (OSError, ValueError) as exc:
+        return f"cannot ask the local agent ({base}{path}: {exc})"
+
+
 def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
     if action not in TAGGING_ACTIONS:
         return 0
@@ -170,6 +197,10 @@ def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
     try:
         ec2 = ec2_client(env, region)
         if role in LEADER_ROLES and eip:
+            reason = still_leader(env, role)
+            if reason is not None:
+                say(f"not moving {eip}: {reason}")
+                return 4
             associate(ec2, eip, instance, budget)
         tag(ec2, instance, env.get("HOWDAH_ROLE_TAG", "").strip() or "Role", role, budget)
     except PermanentError as exc:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Mapping, Sequence, TextIO
-
-from howdah.agent.callbacks import kill_tree
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -57,10 +56,51 @@ class Log:
             pass
 
 
+def _tree(root: int) -> set[int]:
+    """root and its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", encoding="latin-1") as handle:
+                    parents[int(name)] = int(handle.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in members:
+                members.add(pid)
+                frontier.append(pid)
+    return members
+
+
+def kill_tree(root: int) -> None:
+    """SIGKILL a hook and everything it started (stopped first, so nothing forks meanwhile)."""
+    stopped: set[int] = set()
+    for _ in range(10):
+        new = _tree(root) - stopped - {os.getpid()}
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stopped |= new
+    for pid in stopped | {root}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 # What a hook gets from the agent's environment: the basics, plus its own variables for the
 # VIP and AWS hooks.  The superuser's password, the REST API's credentials and the backups'
 # keys stay out of every other hook; a user hook gets HOWDAH_HOOK_* variables passed through.
-BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "SCOPE", "PGPORT", "HOWDAH_RUN_DIR")
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "SCOPE", "PGPORT", "APIPORT",
+            "HOWDAH_RUN_DIR", "HOWDAH_LEADER_CHECK")
 HOOK_PREFIXES = {"vip": ("VIP_", "HOWDAH_VIP_"),
                  "aws": ("AWS_", "EIP_", "ELASTIC_IP", "HOWDAH_AWS_", "HOWDAH_ROLE_TAG")}
 

@@ -115,6 +115,33 @@ def remove(env: Mapping[str, str], address: str, interface: str) -> int:
     return 0
 
 
+def still_leader(env: Mapping[str, str], role: str) -> str | None:
+    """None when the local agent confirms, right now, that this node holds the leader key and
+    runs as ``role`` (GET /primary or /standby-leader answers 200); else the reason not to act.
+
+    HOWDAH_LEADER_CHECK: the local REST API (default http://127.0.0.1:$APIPORT, 8008); "off"
+    skips the check (tests).  A role callback runs after the fact: a newer event may already
+    have demoted this node, and moving the address then would take it from the real primary."""
+    base = env.get("HOWDAH_LEADER_CHECK", "").strip()
+    if base.lower() == "off":
+        return None
+    base = (base or f"http://127.0.0.1:{env.get('APIPORT', '').strip() or 8008}").rstrip("/")
+    path = "/standby-leader" if role == "standby_leader" else "/primary"
+    import ssl
+    import urllib.error
+    import urllib.request
+    context = ssl._create_unverified_context() if base.startswith("https:") else None  # our own loopback
+    try:
+        with urllib.request.urlopen(base + path, timeout=5, context=context) as resp:
+            if resp.status == 200:
+                return None
+            return f"{base}{path} answered {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{base}{path} answered {exc.code}: this node is no longer the {role}"
+    except (OSError, ValueError) as exc:
+        return f"cannot ask the local agent ({base}{path}: {exc})"
+
+
 def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
     try:
         address, interface = vip(env)
@@ -122,6 +149,11 @@ def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
         say(str(exc))
         return 2
     want = role in LEADER_ROLES and action != "on_stop"
+    if want:
+        reason = still_leader(env, role)
+        if reason is not None:
+            say(f"not adding {address}: {reason}")
+            return 4
     try:
         return add(env, address, interface) if want else remove(env, address, interface)
     except NoCapability:

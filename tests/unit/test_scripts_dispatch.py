@@ -111,3 +111,25 @@ def test_hooks_get_a_minimal_environment(tmp_path: Path) -> None:
     assert "VIP_ADDRESS" not in seen["user"] and "VIP_ADDRESS=10.0.0.5/24" in seen["vip"]
     assert "aws-secret" not in seen["user"] and "aws-secret" not in seen["vip"]
     assert "AWS_SECRET_ACCESS_KEY=aws-secret" in seen["aws"]  # the AWS hook needs its own keys
+
+
+def test_a_timed_out_hook_dies_with_its_children(tmp_path: Path) -> None:
+    import os
+    pidfile = tmp_path / "child"
+    slow = hook(tmp_path, "slow", f"sleep 300 & echo $! > {pidfile}; wait")
+    started = time.monotonic()
+    code, _calls, log = dispatch(tmp_path, f"user={slow}", timeout="1")
+    assert code == 1 and "killed after the 1s timeout" in log
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as handle:
+                if handle.read().rpartition(")")[2].split()[0] == "Z":
+                    break
+        except OSError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, 9)
+        raise AssertionError("the hook's child outlived the timeout")

@@ -20,7 +20,7 @@ def fake(tmp_path: Path, name: str, body: str) -> str:
 
 
 def run(tmp_path: Path, action: str, role: str, ip_body: str = "exit 0", **env: str) -> tuple[int, list[str], str]:
-    full = {"PATH": "/usr/bin:/bin", "VIP_ADDRESS": "10.9.8.7/24", "VIP_INTERFACE": "eth1",
+    full = {"PATH": "/usr/bin:/bin", "VIP_ADDRESS": "10.9.8.7/24", "VIP_INTERFACE": "eth1", "HOWDAH_LEADER_CHECK": "off",
             "HOWDAH_VIP_IP": fake(tmp_path, "ip", ip_body), "HOWDAH_VIP_ARPING": fake(tmp_path, "arping", "exit 0"),
             **env}
     done = subprocess.run([sys.executable, str(SCRIPT), action, role, "demo"], env=full, capture_output=True,
@@ -93,7 +93,8 @@ def test_exec_refused_for_the_capability_copy_is_the_same_line(monkeypatch: pyte
         raise PermissionError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(hook.subprocess, "run", refuse)
-    code = hook.run("on_role_change", "primary", "demo", {"VIP_ADDRESS": "10.9.8.7/24", "HOWDAH_VIP_IP": "/x/ip"})
+    code = hook.run("on_role_change", "primary", "demo", {"VIP_ADDRESS": "10.9.8.7/24", "HOWDAH_VIP_IP": "/x/ip",
+                                                          "HOWDAH_LEADER_CHECK": "off"})
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and len(err) == 1 and "cap_add: [NET_ADMIN]" in err[0] and "10.9.8.7/24 on eth0" in err[0]
 
@@ -103,3 +104,52 @@ def test_bad_configuration(tmp_path: Path) -> None:
     assert code == 2 and calls == [] and "VIP_ADDRESS is not set" in err
     code, _, err = run(tmp_path, "on_start", "primary", VIP_ADDRESS="10.9.8.300")
     assert code == 2 and "not an address" in err
+
+
+class _Agent:
+    """A stand-in local REST API answering /primary and /standby-leader with fixed codes."""
+
+    def __init__(self, codes: dict[str, int]) -> None:
+        import http.server
+        import threading
+        codes_ = codes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(codes_.get(self.path, 404))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("codes, role, added", [
+    ({"/primary": 200}, "primary", True),
+    ({"/primary": 503}, "primary", False),  # demoted since the event: leave the address alone
+    ({"/standby-leader": 200, "/primary": 503}, "standby_leader", True),
+    ({"/standby-leader": 503, "/primary": 200}, "standby_leader", False),
+])
+def test_the_address_moves_only_while_this_node_is_still_the_leader(
+        tmp_path: Path, codes: dict[str, int], role: str, added: bool) -> None:
+    agent = _Agent(codes)
+    try:
+        code, calls, err = run(tmp_path, "on_role_change", role, HOWDAH_LEADER_CHECK=agent.url)
+    finally:
+        agent.close()
+    assert any(c.startswith("ip addr add") for c in calls) is added, (calls, err)
+    if not added:
+        assert code == 4 and "not adding 10.9.8.7/24" in err and "503" in err
+
+
+def test_no_agent_answering_means_no_address(tmp_path: Path) -> None:
+    code, calls, err = run(tmp_path, "on_start", "primary", HOWDAH_LEADER_CHECK="http://127.0.0.1:9")
+    assert code == 4 and not calls and "cannot ask the local agent" in err

@@ -48,6 +48,9 @@ class Callbacks:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._running: subprocess.Popen[bytes] | None = None
+        # This agent's REST API, passed to hooks as HOWDAH_LEADER_CHECK: a hook that moves an
+        # address asks it (GET /primary) just before acting.
+        self.api_base = ""
         for line in problems(callbacks or {}):
             log.error("callback problem: %s", line)
 
@@ -59,8 +62,9 @@ class Callbacks:
         with self._lock:
             self._cancel_running()
             try:
+                env = {**os.environ, "HOWDAH_LEADER_CHECK": self.api_base} if self.api_base else None
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True, env=env)
             except OSError as exc:
                 log.error("callback %s %s failed to start: %s", action, role, exc)
                 return
