@@ -118,14 +118,19 @@ def ec2_client(env: Mapping[str, str], region: str) -> Any:
     from botocore.config import Config
 
     endpoint = first(env, ENDPOINT_VARIABLES) or None
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=ATTEMPT_READ_TIMEOUT)
     return boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config)
 
 
-def allocation_id(ec2: Any, eip: str, budget: float) -> tuple[str, str, str]:
+def left(deadline: float) -> float:
+    """Seconds of the hook's one retry budget still left (shared by every call it makes)."""
+    return max(0.0, deadline - time.monotonic())
+
+
+def allocation_id(ec2: Any, eip: str, deadline: float) -> tuple[str, str, str]:
     """(allocation id, public IP, instance it is associated with now or '')."""
     key = {"AllocationIds": [eip]} if eip.startswith("eipalloc-") else {"PublicIps": [eip]}
-    found = retry(f"describe Elastic IP {eip}", lambda: ec2.describe_addresses(**key), budget)
+    found = retry(f"describe Elastic IP {eip}", lambda: ec2.describe_addresses(**key), left(deadline))
     addresses = found.get("Addresses", [])
     if not addresses:
         raise PermanentError(f"Elastic IP {eip} not found in this region; check EIP_ALLOCATION")
@@ -133,22 +138,23 @@ def allocation_id(ec2: Any, eip: str, budget: float) -> tuple[str, str, str]:
     return str(addr.get("AllocationId", "")), str(addr.get("PublicIp", "")), str(addr.get("InstanceId", "") or "")
 
 
-def associate(ec2: Any, eip: str, instance: str, budget: float) -> None:
-    alloc, public_ip, current = allocation_id(ec2, eip, budget)
+def associate(ec2: Any, eip: str, instance: str, deadline: float) -> None:
+    alloc, public_ip, current = allocation_id(ec2, eip, deadline)
     if current == instance:
         say(f"Elastic IP {public_ip} ({alloc}) is already on {instance}")
         return
     retry(f"associate Elastic IP {public_ip} with {instance}",
-          lambda: ec2.associate_address(AllocationId=alloc, InstanceId=instance, AllowReassociation=True), budget)
+          lambda: ec2.associate_address(AllocationId=alloc, InstanceId=instance, AllowReassociation=True),
+          left(deadline))
     say(f"Elastic IP {public_ip} ({alloc}) associated with {instance}" + (f" (was on {current})" if current else ""))
 
 
-def tag(ec2: Any, instance: str, key: str, role: str, budget: float) -> None:
+def tag(ec2: Any, instance: str, key: str, role: str, deadline: float) -> None:
     found = retry(f"list the volumes of {instance}", lambda: ec2.describe_volumes(
-        Filters=[{"Name": "attachment.instance-id", "Values": [instance]}]), budget)
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance]}]), left(deadline))
     volumes = [str(v["VolumeId"]) for v in found.get("Volumes", [])]
     retry(f"tag {instance} {key}={role}", lambda: ec2.create_tags(
-        Resources=[instance, *volumes], Tags=[{"Key": key, "Value": role}]), budget)
+        Resources=[instance, *volumes], Tags=[{"Key": key, "Value": role}]), left(deadline))
     say(f"tagged {instance} and {len(volumes)} volume(s) {key}={role}")
 
 
@@ -179,10 +185,31 @@ def still_leader(env: Mapping[str, str], role: str) -> str | None:
         return f"cannot ask the local agent ({base}{path}: {exc})"
 
 
+ATTEMPT_READ_TIMEOUT = 5  # with connect_timeout 3: one EC2 call takes at most 8 s
+
+
+def retry_budget(env: Mapping[str, str]) -> float:
+    """HOWDAH_AWS_RETRY_SECONDS (20), for every call of this run together, and at most half the
+    dispatcher's per-hook timeout (HOWDAH_HOOK_TIMEOUT): the last attempt (8 s at most), the
+    metadata and leader checks fit in the other half, so the hook ends before it is killed."""
+    try:
+        budget = float(env.get("HOWDAH_AWS_RETRY_SECONDS", "").strip() or 20)
+    except ValueError:
+        budget = 20.0
+    try:
+        timeout = float(env.get("HOWDAH_HOOK_TIMEOUT", "").strip() or 0)
+    except ValueError:
+        timeout = 0.0
+    if timeout > 0:
+        budget = min(budget, timeout / 2)
+    return max(budget, 0.0)
+
+
 def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
     if action not in TAGGING_ACTIONS:
         return 0
-    budget = float(env.get("HOWDAH_AWS_RETRY_SECONDS", "").strip() or 20)
+    budget = retry_budget(env)
+    deadline = time.monotonic() + budget
     eip = first(env, EIP_VARIABLES)
     instance = env.get("AWS_INSTANCE_ID", "").strip()
     region = first(env, ("AWS_REGION", "AWS_DEFAULT_REGION"))
@@ -201,8 +228,8 @@ def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
             if reason is not None:
                 say(f"not moving {eip}: {reason}")
                 return 4
-            associate(ec2, eip, instance, budget)
-        tag(ec2, instance, env.get("HOWDAH_ROLE_TAG", "").strip() or "Role", role, budget)
+            associate(ec2, eip, instance, deadline)
+        tag(ec2, instance, env.get("HOWDAH_ROLE_TAG", "").strip() or "Role", role, deadline)
     except PermanentError as exc:
         say(f"{scope} {action} {role}: {exc}")
         return 1

@@ -123,7 +123,7 @@ def run_hook(name: str, command: str, event: list[str], timeout: float, log: Log
         # In the dispatcher's session (the agent started it in one of its own), so when the
         # agent cancels or times out the event, its tree kill reaches every hook process too.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=hook_env(name, os.environ))
+                                stderr=subprocess.STDOUT, env={**hook_env(name, os.environ), "HOWDAH_HOOK_TIMEOUT": f"{timeout:g}"})
     except OSError as exc:
         log.write(f"{label}: cannot run {argv[0]}: {exc.strerror or exc}")
         return False

@@ -88,3 +88,19 @@ def test_no_metadata_service_is_one_clear_line(hook: ModuleType, capsys: pytest.
     assert hook.run("on_start", "primary", "demo", env) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "set AWS_INSTANCE_ID" in err[0]
+
+
+def test_the_retry_budget_fits_the_hook_timeout(hook: ModuleType) -> None:
+    assert hook.retry_budget({}) == 20
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "30"}) == 15
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "30", "HOWDAH_AWS_RETRY_SECONDS": "5"}) == 5
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "8", "HOWDAH_AWS_RETRY_SECONDS": "60"}) == 4
+    assert hook.retry_budget({"HOWDAH_AWS_RETRY_SECONDS": "x"}) == 20
+
+
+def test_one_budget_is_shared_by_every_call(hook: ModuleType) -> None:
+    import time as real_time
+    deadline = real_time.monotonic() + 3
+    real_time.sleep(0.01)
+    assert 0 < hook.left(deadline) < 3
+    assert hook.left(real_time.monotonic() - 1) == 0
