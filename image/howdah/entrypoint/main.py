@@ -35,6 +35,7 @@ def prepare_node() -> settings.Settings:
     system.drop_root([s.home + "/pgdata", s.run_dir, "/var/run/postgresql"])
     system.ensure_passwd_entry(s.home)
     system.prepare_dirs(s)
+    system.lock_volume(s.home + "/pgdata")  # a second container on this volume stops here
     s = credentials.resolve(s)  # unset passwords: generated once, kept in the volume
     os.environ["HOWDAH_CREDENTIALS"] = str(credentials.path(s))  # the file's path, for post-bootstrap
     files = render.render_all(s)

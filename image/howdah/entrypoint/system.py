@@ -113,6 +113,32 @@ def stale_pidfile(pgdata: str, proc: Path = Path("/proc")) -> bool:
     return comm not in ("postgres", "postmaster")
 
 
+LOCK_NAME = ".howdah-volume.lock"
+
+
+def lock_volume(volume: str) -> int:
+    """Take the volume's lock for the life of the container (the fd is inherited by supervisord
+    and its children, so the lock lives as long as any of them).
+
+    Two containers on one volume each see only their own PID namespace, so the second would take
+    the first's postmaster.pid for a stale one; the kernel's flock on a file in the volume is
+    shared by both, and the second stops here instead."""
+    import fcntl
+
+    from .errors import EnvError
+
+    os.makedirs(volume, exist_ok=True)
+    fd = os.open(os.path.join(volume, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise EnvError("HOME_DIR", f"the volume {volume} is in use by another container (it holds {LOCK_NAME})",
+                       "give every container its own volume; PostgreSQL was not started") from None
+    os.set_inheritable(fd, True)
+    return fd
+
+
 def remove_stale_pidfile(pgdata: str) -> None:
     if stale_pidfile(pgdata):
         os.replace(Path(pgdata) / "postmaster.pid", Path(pgdata) / "postmaster.pid.stale")
