@@ -135,7 +135,7 @@ def test_a_second_container_on_a_nodes_volume_does_not_start_postgresql(project:
     volume = f"{project.name}_{replica}"
     intruder = project.client.containers.run(
         IMAGE, detach=True, network=f"{project.name}_default", labels={"howdah-test": "attacker"},
-        environment={"SCOPE": "demo", "ETCD_HOST": "etcd:2379", "PGPASSWORD_SUPERUSER": "postgres",
+        environment={"SCOPE": "demo", "ETCD3_HOST": "etcd:2379", "PGPASSWORD_SUPERUSER": "postgres",
                      "PGPASSWORD_STANDBY": "standby", "PGPASSWORD_ADMIN": "admin",
                      "PATRONI_RESTAPI_USERNAME": API_USER, "PATRONI_RESTAPI_PASSWORD": API_PASSWORD},
         volumes={volume: {"bind": "/home/postgres/pgdata", "mode": "rw"}}, hostname=f"{replica}-twin")
