@@ -39,6 +39,15 @@ RUN install -m 755 bootstrap/clone_with_basebackup.py /out/usr/local/bin/howdah-
  && install -m 755 scripts/backup_keeper.py /out/usr/local/bin/howdah-backup-keeper \
  && install -m 755 scripts/restore_replica.py /out/usr/local/bin/howdah-restore-replica
 
+# --- stage 1b: the NET_ADMIN helper of the VIP hook (only `ip addr add|del <the VIP>`) --------
+FROM ${BASE_IMAGE} AS netadmin
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev iproute2 \
+ && rm -rf /var/lib/apt/lists/*
+COPY image/netadmin/netadmin.c /src/netadmin.c
+RUN gcc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -pie -fPIE \
+        -DIP_PROGRAM="\"$(command -v ip)\"" -o /netadmin /src/netadmin.c
+
 # --- stage 2: the image -------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ARG PGVERSION=17
@@ -61,7 +70,7 @@ RUN groupadd -g 101 postgres \
         pgbouncer pgbackrest etcd-server haproxy supervisor openssl ca-certificates procps \
         python3 python3-psycopg2 python3-etcd python3-tornado python3-yaml python3-jinja2 \
         python3-prometheus-client python3-boto3 python3-uvloop \
-        iproute2 iputils-arping libcap2-bin locales \
+        iproute2 iputils-arping libcap2-bin locales libnss-wrapper \
  && : "en_US.UTF-8 for INITDB_LOCALE, as in Spilo; compiled before the locale sources go" \
  && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null \
  && apt-get clean \
@@ -78,14 +87,16 @@ RUN groupadd -g 101 postgres \
  && mkdir -p /home/postgres/pgdata /run/howdah /run/pgbouncer /var/run/postgresql /etc/howdah \
  && chown -R postgres:0 /home/postgres /run/howdah /run/pgbouncer /var/run/postgresql \
  && chmod -R g+rwX,o-rwx /home/postgres /run/howdah /run/pgbouncer /var/run/postgresql \
- && chmod g+w /etc/passwd \
- && : "VIP hook: the agent runs as postgres, so it gets a copy of setpriv with cap_net_admin that" \
- && : "hands the capability to ip as an ambient one (ip drops file capabilities); it can only be" \
- && : "run when the container has NET_ADMIN (cap_add). arping gets cap_net_raw." \
+ && : "/etc/passwd stays root's: a random UID gets its entry through nss_wrapper (the entrypoint)" \
+ && chmod 644 /etc/passwd /etc/group \
  && install -d -m 755 /usr/local/lib/howdah \
- && install -m 750 -g postgres "$(command -v setpriv)" /usr/local/lib/howdah/netadmin \
- && setcap cap_net_admin+ep /usr/local/lib/howdah/netadmin \
  && setcap cap_net_raw+ep "$(command -v arping)"
+# VIP hook: the agent runs as postgres, so the image carries a helper with the file capability
+# cap_net_admin that runs only `ip addr add|del <VIP_ADDRESS> dev <VIP_INTERFACE>` of this
+# container (image/netadmin/netadmin.c); it can only run when the container has NET_ADMIN.
+COPY --from=netadmin /netadmin /usr/local/lib/howdah/netadmin
+RUN chown root:postgres /usr/local/lib/howdah/netadmin && chmod 750 /usr/local/lib/howdah/netadmin \
+ && setcap cap_net_admin+ep /usr/local/lib/howdah/netadmin
 
 USER postgres
 WORKDIR /home/postgres

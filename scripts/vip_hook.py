@@ -10,10 +10,10 @@ any other role, and on_stop, removes it.  Both are idempotent.
   HOWDAH_VIP_IP, HOWDAH_VIP_ARPING  the ip and arping programs (tests point them elsewhere)
 
 Changing addresses needs the NET_ADMIN capability.  The container runs as the postgres user,
-so the image carries a copy of ``setpriv`` with the file capability cap_net_admin
-(/usr/local/lib/howdah/netadmin) that runs ``ip`` with the capability inherited (``ip`` drops
-capabilities that are not inheritable); it can only run when the container was given the
-capability (compose: ``cap_add: [NET_ADMIN]``), and this hook says so in one line when not.
+so the image carries a helper with the file capability cap_net_admin
+(/usr/local/lib/howdah/netadmin, image/netadmin/netadmin.c) that runs only ``ip addr add|del``
+of the container's own VIP_ADDRESS on its VIP_INTERFACE; it can only run when the container was
+given the capability (compose: ``cap_add: [NET_ADMIN]``), and this hook says so in one line when not.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import sys
 from typing import Mapping, Sequence
 
 PROG = "howdah-vip-hook"
-NETADMIN = "/usr/local/lib/howdah/netadmin"  # setpriv with the file capability cap_net_admin
+NETADMIN = "/usr/local/lib/howdah/netadmin"  # image/netadmin/netadmin.c, file capability cap_net_admin
 LEADER_ROLES = ("primary", "standby_leader")
 NEEDS_CAP = ("the container needs the NET_ADMIN capability: add cap_add: [NET_ADMIN] to its compose "
              "service (docker run --cap-add NET_ADMIN)")
@@ -58,8 +58,8 @@ def ip_program(env: Mapping[str, str]) -> list[str]:
     if configured:
         return [configured]
     if os.geteuid() != 0 and os.access(NETADMIN, os.X_OK):
-        # ip keeps a capability only when it is inheritable: pass it on as an ambient one
-        return [NETADMIN, "--inh-caps", "+net_admin", "--ambient-caps", "+net_admin", "ip"]
+        # runs `ip addr add|del <the VIP> dev <its interface>` with CAP_NET_ADMIN, nothing else
+        return [NETADMIN]
     return ["ip"]
 
 

@@ -32,6 +32,7 @@ class VipProject(Project):
         env = {**os.environ, "HOWDAH_PRIMARY_PORT": str(self.primary_port),
                "HOWDAH_REPLICA_PORT": str(self.replica_port), "HOWDAH_STATS_PORT": str(self.stats_port),
                "HOWDAH_IMAGE": IMAGE, "HOWDAH_VIP_SUBNET": SUBNET, "HOWDAH_VIP_ADDRESS": VIP,
+               "HOWDAH_NO_NEW_PRIVILEGES": "false",
                "HOWDAH_VIP_RANGE": str(list(ipaddress.ip_network(SUBNET).subnets())[0])}
         subprocess.run([str(ROOT / "tools/compose.sh"), "-p", self.name, "-f", str(ROOT / "docker-compose.yml"),
                         "-f", str(ROOT / "docker-compose.vip.yml"), *args], check=True, env=env, cwd=ROOT,
@@ -109,7 +110,8 @@ def test_without_net_admin_the_hook_says_so(client: docker.DockerClient, image: 
     """The same image and hook in a container without NET_ADMIN: one clear line, nothing changed."""
     container = client.containers.create(
         image, ["howdah-vip-hook", "on_role_change", "primary", "demo"],
-        environment={"VIP_ADDRESS": "192.0.2.200/32", "VIP_INTERFACE": "lo"}, network_mode="none",
+        environment={"VIP_ADDRESS": "192.0.2.200/32", "VIP_INTERFACE": "lo", "HOWDAH_LEADER_CHECK": "off"},
+        network_mode="none",
         entrypoint=[])
     try:
         container.start()
@@ -119,3 +121,18 @@ def test_without_net_admin_the_hook_says_so(client: docker.DockerClient, image: 
         container.remove(force=True)
     assert code == 3, out
     assert len(out) == 1 and "cap_add: [NET_ADMIN]" in out[0], out
+
+
+def test_the_net_admin_helper_runs_only_the_vip_command(project: VipProject) -> None:
+    """The capability helper refuses anything but `addr add|del <this VIP> dev eth0`."""
+    leader = wait_for("a healthy cluster", project.healthy, timeout=120)
+    node = project.container(next(n for n in NODES if n != leader))
+    helper = "/usr/local/lib/howdah/netadmin"
+    other = str(ipaddress.ip_address(VIP_HOST) + 1) + "/" + VIP.split("/")[1]
+    for argv in (["route", "add", "default", "via", VIP_HOST], ["link", "set", "eth0", "down"],
+                 ["addr", "add", other, "dev", "eth0"], ["addr", "add", VIP, "dev", "lo"],
+                 ["addr", "flush", "dev", "eth0"], ["addr", "add", VIP, "dev", "eth0", "label", "x"]):
+        result = node.exec_run([helper, *argv])
+        assert result.exit_code == 64 and b"refused" in result.output, (argv, result.output)
+    assert not holds_vip(node)
+    assert node.exec_run(["sh", "-c", "test -w /etc/passwd"]).exit_code != 0

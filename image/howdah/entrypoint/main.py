@@ -33,7 +33,7 @@ def prepare_node() -> settings.Settings:
     files = render.render_all(credentials.stand_ins(s))
     render.check_agent_config(files["howdah.yml"][0], env)
     system.drop_root([s.home + "/pgdata", s.run_dir, "/var/run/postgresql"])
-    system.ensure_passwd_entry(s.home)
+    system.ensure_passwd_entry(s.home, s.run_dir)
     system.prepare_dirs(s)
     system.lock_volume(s.home + "/pgdata")  # a second container on this volume stops here
     s = credentials.resolve(s)  # unset passwords: generated once, kept in the volume

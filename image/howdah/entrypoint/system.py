@@ -58,24 +58,45 @@ def container_ip() -> str:
         return "127.0.0.1"
 
 
-def ensure_passwd_entry(home: str) -> None:
+NSS_WRAPPER = "libnss_wrapper.so"
+
+
+def ensure_passwd_entry(home: str, run_dir: str | None = None) -> None:
     """OpenShift runs the image as a random UID with no passwd entry; initdb and ssh-less
-    tools need one.  The image leaves /etc/passwd group-writable for group 0, so add it."""
+    tools need one.  /etc/passwd is not writable (a writable one is a path to root), so the
+    entry goes into a copy in the run directory that nss_wrapper (LD_PRELOAD, inherited by
+    every child) serves instead of /etc/passwd."""
     uid = os.getuid()
     try:
         pwd.getpwuid(uid)
         return
     except KeyError:
         pass
-    line = f"{POSTGRES}-{uid}:x:{uid}:{os.getgid()}:Howdah (random UID):{home}:/bin/bash\n"
-    try:
-        with open("/etc/passwd", "a", encoding="utf-8") as passwd:
-            passwd.write(line)
-    except OSError as exc:
-        print(f"howdah-entrypoint: warning: uid {uid} has no passwd entry and /etc/passwd is not writable ({exc})",
-              file=sys.stderr)
+    name = f"{POSTGRES}-{uid}"
     os.environ.setdefault("HOME", home)
-    os.environ["USER"] = os.environ["LOGNAME"] = f"{POSTGRES}-{uid}"
+    os.environ["USER"] = os.environ["LOGNAME"] = name
+    run_dir = run_dir or os.environ.get("HOWDAH_RUN_DIR") or "/run/howdah"
+    line = f"{name}:x:{uid}:{os.getgid()}:Howdah (random UID):{home}:/bin/bash\n"
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with open("/etc/passwd", encoding="utf-8") as system_passwd:
+            passwd = system_passwd.read()
+        target = os.path.join(run_dir, "passwd")
+        temp = target + ".tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(passwd if passwd.endswith("\n") else passwd + "\n")
+            handle.write(line)
+        os.chmod(temp, 0o644)
+        os.replace(temp, target)
+    except OSError as exc:
+        print(f"howdah-entrypoint: warning: uid {uid} has no passwd entry and {run_dir} is not writable ({exc})",
+              file=sys.stderr)
+        return
+    os.environ["NSS_WRAPPER_PASSWD"] = target
+    os.environ["NSS_WRAPPER_GROUP"] = "/etc/group"
+    preload = os.environ.get("LD_PRELOAD", "")
+    if NSS_WRAPPER not in preload.split():
+        os.environ["LD_PRELOAD"] = f"{preload} {NSS_WRAPPER}".strip()
 
 
 def drop_root(paths: list[str]) -> None:
