@@ -21,9 +21,11 @@ LOCALE = re.compile(r"^[A-Za-z0-9_@.\-]+$")
 # Characters that end a line in one of the files values are rendered into (postgresql.conf,
 # pgbouncer.ini, supervisord.conf, pgbackrest.conf, haproxy.cfg, YAML) or that C code stops at.
 _LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
-# Variables whose value is legitimately several lines (PEM content, written to its own file).
+# Variables whose value is legitimately several lines, each written as a whole file of its own
+# (PEM content, Spilo's userlist.txt text, a crontab).
 MULTILINE = frozenset({"SSL_CERTIFICATE", "SSL_PRIVATE_KEY", "SSL_CA", "SSL_CRL", "SSL_RESTAPI_CA",
-                       "SSL_RESTAPI_CERTIFICATE", "SSL_RESTAPI_PRIVATE_KEY"})
+                       "SSL_RESTAPI_CERTIFICATE", "SSL_RESTAPI_PRIVATE_KEY", "PGBOUNCER_AUTHENTICATION",
+                       "PGBOUNCER_AUTH", "CRONTAB"})
 
 
 def single_line(name: str, value: str) -> str:
