@@ -43,8 +43,10 @@ def ca() -> Iterator[TestCA]:
 def tls_extra(ca: TestCA, verify_client: str) -> dict[str, Any]:
     server = ca.issue("member")
     client = ca.issue("ctl", client=True, server=False)
+    # the client certificate is the authentication here: no Basic credentials (the harness's
+    # default ones removed), as both agents then ask for the certificate alone
     return {"restapi": {"certfile": server.cert, "keyfile": server.key, "cafile": ca.cert,
-                        "verify_client": verify_client},
+                        "verify_client": verify_client, "authentication": None},
             "ctl": {"certfile": client.cert, "keyfile": client.key, "cacert": ca.cert}}
 
 

@@ -244,3 +244,13 @@ def test_allowlist_include_members() -> None:
     assert g.refusal("POST", "127.0.0.3", ok, members).code == 403  # type: ignore[union-attr]
     only_members = Guard.from_config({"allowlist_include_members": "on", **AUTH})
     assert only_members.refusal("POST", "192.168.0.1", ok, members) is not None
+
+
+def test_a_required_client_certificate_is_the_authentication_when_no_credentials_are_set() -> None:
+    g = Guard.from_config({"certfile": "/x.crt", "cafile": "/ca.crt", "verify_client": "required"})
+    if not g.client_cert_required:
+        pytest.skip("unsafe_needs_client_cert reads the config differently")
+    assert g.refusal("POST", "1.2.3.4", None, client_cert=True) is None
+    assert g.refusal("POST", "1.2.3.4", None, client_cert=False).code == 403  # type: ignore[union-attr]
+    plain = Guard.from_config({})
+    assert plain.refusal("POST", "1.2.3.4", None, client_cert=True).code == 403  # type: ignore[union-attr]
