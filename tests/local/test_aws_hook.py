@@ -165,7 +165,9 @@ def test_eip_follows_the_primary_of_a_real_cluster(ec2_endpoint: str,
     wait_for("the EIP on the new primary's instance", lambda: ec2.eip_instance() == instance_of[new.name],
              timeout=60)
     moved = time.monotonic() - killed
-    assert set(ec2.role_tags(instance_of[new.name])) == {"primary"}
+    # the hook moves the address first, then tags: wait for the tags too
+    wait_for("the new primary's instance and volumes tagged primary",
+             lambda: set(ec2.role_tags(instance_of[new.name])) == {"primary"}, timeout=60)
     print(f"kill -9 of {leader.name} -> EIP on {new.name}'s instance after {moved:.1f} s")
     text = log.read_text()
     assert f"aws on_role_change primary {c.nodes[0].config['scope']}: exited with 0" in text
