@@ -172,6 +172,14 @@ def test_switchover_and_failover(cluster: LocalCluster) -> None:
     new = healthy(cluster)
     assert new.name == target
     back = leader.name
+    # the demoted leader is a candidate once it is a healthy replica in its own answers and in
+    # its member key (before that Patroni answers 412 too)
+    def ready() -> bool:
+        members = call(leader, "GET", "/cluster", auth=False)[1].get("members", [])
+        mine = next((m for m in members if m.get("name") == back), {})
+        return leader.api("/replica")[0] == 200 and mine.get("role") == "replica" \
+            and mine.get("state") in ("running", "streaming")
+    wait_for("the old leader a healthy replica", ready, timeout=120)
     code, text = call(leader, "POST", "/failover", {"candidate": back})
     assert (code, text) == (200, f'Successfully failed over to "{back}"')
     assert healthy(cluster).name == back
