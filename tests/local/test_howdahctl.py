@@ -228,7 +228,7 @@ def test_reinit_a_replica_and_wait(c: LocalCluster) -> None:
 def test_edit_config_set_and_pg(own: LocalCluster) -> None:
     c = own
     leader = c.wait_leader(60)
-    assert "refusing the new config" in fails(c, "edit-config", "--set", "ttl=5", "--force")
+    assert "refusing the new config" in fails(c, "edit-config", "--set", "ttl=five", "--force")
     fails(c, "edit-config", "--pg", "work_mem=12MB", stdin="n\n")
     assert "work_mem" not in (c.dcs_key("config") or "")
     out = ok(c, "edit-config", "--set", "maximum_lag_on_failover=2097152",

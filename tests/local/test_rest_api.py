@@ -244,8 +244,8 @@ def test_patch_and_put_config(cluster: LocalCluster) -> None:
     assert doc["postgresql"]["parameters"]["max_connections"] == 50  # merged, not replaced
     assert "maximum_lag_on_failover" not in doc
     assert json.loads(cluster.dcs_key("config") or "{}") == doc
-    code, text = call(node, "PATCH", "/config", {"loop_wait": 30})
-    assert code == 400 and "ttl" in text
+    code, text = call(node, "PATCH", "/config", {"loop_wait": "thirty"})
+    assert code == 400 and "loop_wait" in text
     code, doc = call(node, "PUT", "/config", original)
     assert code == 200 and doc == original
     assert json.loads(cluster.dcs_key("config") or "{}") == original

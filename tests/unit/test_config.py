@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from howdah.config.load import ConfigError, load
+from howdah.core.settings import build_settings
 
 GOOD: dict[str, Any] = {
     "scope": "demo", "name": "n1",
@@ -56,7 +57,7 @@ BAD = [
     ("restapi.listen", "nocolon", "restapi.listen"),
     ("postgresql.listen", "0.0.0.0:port", "postgresql.listen"),
     ("postgresql.data_dir", None, "postgresql.data_dir"),
-    ("bootstrap.dcs.ttl", 20, "bootstrap.dcs.ttl"),
+    ("bootstrap.dcs.ttl", "twenty", "bootstrap.dcs.ttl"),
     ("bootstrap.dcs.loop_wait", "ten", "bootstrap.dcs.loop_wait"),
     ("postgresql.authentication.replication", None, "postgresql.authentication.replication"),
     ("postgresql.parameters", {"fsync = off\nwork_mem": "1MB"}, "postgresql.parameters"),
@@ -80,9 +81,11 @@ def test_unknown_dcs_is_refused(tmp_path: Path) -> None:
         load(write(tmp_path, tree), env={})
 
 
-def test_timing_rule_message_says_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"raise ttl to 30"):
-        load(write(tmp_path, patched("bootstrap.dcs.ttl", 20)), env={})
+def test_a_broken_timing_rule_is_adjusted_as_patroni_does(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, patched("bootstrap.dcs.ttl", 20)), env={})
+    settings = build_settings(cfg.bootstrap["dcs"], cfg.postgresql)
+    assert (settings.ttl, settings.loop_wait, settings.retry_timeout) == (20, 1, 9)
+    assert settings.notes and "using loop_wait=1, retry_timeout=9" in settings.notes[0]
 
 
 def test_environment_wins_over_file(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_unparsable_yaml(tmp_path: Path) -> None:
         load(write(tmp_path, "scope: [unclosed\n"), env={})
 
 
-@pytest.mark.parametrize("tree", [patched("bootstrap.dcs.ttl", 10), patched("scope", None)])
+@pytest.mark.parametrize("tree", [patched("bootstrap.dcs.ttl", "ten"), patched("scope", None)])
 def test_cli_exits_nonzero_with_one_line(tmp_path: Path, tree: dict[str, Any]) -> None:
     res = subprocess.run([sys.executable, "-m", "howdah.agent.main", str(write(tmp_path, tree))],
                          capture_output=True, text=True, timeout=60)
@@ -143,3 +146,18 @@ def test_replica_method_needs_a_command(tmp_path: Path) -> None:
     tree = patched("postgresql.create_replica_methods", ["pgbackrest", "basebackup"])
     with pytest.raises(ConfigError, match=r"^postgresql.pgbackrest.command"):
         load(write(tmp_path, tree), env={})
+
+
+@pytest.mark.parametrize("given, used", [
+    ((30, 10, 10), (30, 10, 10)),
+    ((20, 2, 10), (20, 1, 9)),     # loop_wait at its minimum already: retry_timeout lowered
+    ((20, 5, 7), (20, 5, 7)),
+    ((20, 10, 7), (20, 6, 7)),     # loop_wait lowered first
+    ((5, 2, 10), (5, 1, 2)),
+    ((1, 0, -4), (3, 1, 1)),       # below the minimums: raised to them
+])
+def test_timing_rule_adjustments(given: tuple[int, int, int], used: tuple[int, int, int]) -> None:
+    s = build_settings(dict(zip(("ttl", "loop_wait", "retry_timeout"), given)), {})
+    assert (s.ttl, s.loop_wait, s.retry_timeout) == used
+    assert s.loop_wait + 2 * s.retry_timeout <= s.ttl
+    assert bool(s.notes) == (given != used)

@@ -77,10 +77,11 @@ def test_diff_shows_only_changed_lines_and_nothing_when_equal() -> None:
     assert "+loop_wait" not in text and "-loop_wait" not in text
 
 
-def test_validate_refuses_a_broken_timing_rule() -> None:
+def test_validate_refuses_a_wrongly_typed_timing_value() -> None:
     validate(BASE)
+    validate({**BASE, "ttl": 20})  # breaks the timing rule: adjusted by the agents
     with pytest.raises(CtlError, match="ttl"):
-        validate({**BASE, "ttl": 20})
+        validate({**BASE, "ttl": "twenty"})
 
 
 def test_editor_edits_the_yaml(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,6 +44,16 @@ class Bootstrapper:
         self.failure = self.failure or cause
         return False
 
+    def _dcs_config(self) -> dict[str, Any]:
+        """bootstrap.dcs as the cluster's first config; timing values the rule
+        adjusted are stored adjusted, as Patroni stores them."""
+        dyn = dict(self.cfg.get("dcs") or {})
+        settings = self.settings()
+        if settings.notes:
+            dyn.update(ttl=settings.ttl, loop_wait=settings.loop_wait,
+                       retry_timeout=settings.retry_timeout)
+        return dyn
+
     def run(self) -> bool:
         started = time.monotonic()
         self.failure = None
@@ -86,8 +96,7 @@ class Bootstrapper:
         snap = pg.db.snapshot()
         if snap is None:
             return self._fail("cannot query the new cluster")
-        dyn = dict(self.cfg.get("dcs") or {})
-        if not self.dcs.write_config(dyn, None):
+        if not self.dcs.write_config(self._dcs_config(), None):
             log.info("config key already present: keeping it")
         if not self.dcs.set_initialize(snap.sysid):
             return self._fail(f"could not record system identifier {snap.sysid} in initialize")
@@ -98,8 +107,7 @@ class Bootstrapper:
         snap = self.pg.db.snapshot()
         if snap is None:
             return self._fail("cannot query the new standby cluster")
-        dyn = dict(self.cfg.get("dcs") or {})
-        if not self.dcs.write_config(dyn, None):
+        if not self.dcs.write_config(self._dcs_config(), None):
             log.info("config key already present: keeping it")
         log.info("standby cluster initialized with system identifier %s", snap.sysid)
         if not self.dcs.set_initialize(snap.sysid):

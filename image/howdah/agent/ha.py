@@ -43,6 +43,8 @@ class Agent:
         self.stopping = threading.Event()
         self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
         self.settings = self._settings(ClusterView())
+        for note in self.settings.notes:
+            log.warning("bootstrap.dcs: %s", note)
         timeout = self._request_timeout(self.settings)
         self.dcs = open_dcs(cfg, cfg.name, timeout)
         self.watch_dcs = open_dcs(cfg, cfg.name, timeout)
@@ -139,6 +141,8 @@ class Agent:
         try:
             new = self._settings(view)
             if new != self.settings:
+                for note in new.notes:
+                    log.warning("config: %s", note)
                 timeout = self._request_timeout(new)
                 self.dcs.set_timeout(timeout)
                 self._dcs_timeout = timeout

@@ -4,7 +4,9 @@ PATCH merges the body into the stored config (objects merge key by key, a
 ``null`` deletes the key, anything else replaces) and writes it back by
 compare-and-swap on the key's index: a concurrent writer makes it 409.  PUT
 replaces the whole config.  Both refuse (400) a config the agents would
-reject, such as one that breaks ``loop_wait + 2 * retry_timeout <= ttl``;
+reject (a wrongly typed value, a parameter name that is no GUC identifier);
+one that breaks ``loop_wait + 2 * retry_timeout <= ttl`` is stored as given
+and the agents use adjusted values, with a WARNING, as Patroni does;
 ``{"pause": true}`` and ``{"pause": null}`` pause and resume the cluster.
 """
 from __future__ import annotations

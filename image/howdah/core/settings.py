@@ -65,6 +65,8 @@ class Settings:
     ignore_slots: tuple[Any, ...] = ()
     member_slots_ttl: int = 1800
     failsafe_mode: bool = False
+    # what was adjusted (the timing rule), for the agent to log as a WARNING
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def demote_after(self) -> float:
@@ -82,7 +84,10 @@ class Settings:
         return float(self.retry_timeout)
 
 
-def _int(merged: Mapping[str, Any], key: str, minimum: int) -> int:
+def _int(merged: Mapping[str, Any], key: str, minimum: int,
+         notes: list[str] | None = None) -> int:
+    """An integer setting; below `minimum` it is an error, or, given `notes`
+    (the timing settings), raised to the minimum with a note, as Patroni does."""
     value = merged.get(key, DEFAULTS.get(key))
     if isinstance(value, bool):
         raise SettingsError(key, f"must be an integer, got {value!r}")
@@ -90,19 +95,31 @@ def _int(merged: Mapping[str, Any], key: str, minimum: int) -> int:
         number = int(value)  # accepts "30" as Patroni does
     except (TypeError, ValueError):
         raise SettingsError(key, f"must be an integer, got {value!r}") from None
+    if number < minimum and notes is not None:
+        notes.append(f"{key}={number} is below its minimum: using {key}={minimum}")
+        return minimum
     if number < minimum:
         raise SettingsError(key, f"must be >= {minimum}, got {number}")
     return number
 
 
-def check_timing(ttl: int, loop_wait: int, retry_timeout: int) -> None:
-    if loop_wait + 2 * retry_timeout > ttl:
-        raise SettingsError(
-            "ttl",
-            f"loop_wait ({loop_wait}) + 2 * retry_timeout ({retry_timeout}) must not "
-            f"exceed ttl ({ttl}); raise ttl to {loop_wait + 2 * retry_timeout} or "
-            "lower loop_wait/retry_timeout",
-        )
+def adjust_timing(ttl: int, loop_wait: int, retry_timeout: int) -> tuple[int, int, str | None]:
+    """(loop_wait, retry_timeout) that keep loop_wait + 2 * retry_timeout <= ttl.
+
+    Patroni's rule: loop_wait is lowered first; once it is at its minimum (1),
+    retry_timeout is lowered to (ttl - 1) // 2.  The stored values are kept;
+    the note says which ones are used."""
+    if loop_wait + 2 * retry_timeout <= ttl:
+        return loop_wait, retry_timeout, None
+    if 1 + 2 * retry_timeout > ttl:
+        new_loop, new_retry = 1, (ttl - 1) // 2
+    else:
+        new_loop, new_retry = ttl - 2 * retry_timeout, retry_timeout
+    return new_loop, new_retry, (
+        f"ttl={ttl}, loop_wait={loop_wait}, retry_timeout={retry_timeout} break the rule "
+        f"loop_wait + 2*retry_timeout <= ttl: using loop_wait={new_loop}, "
+        f"retry_timeout={new_retry} (raise ttl to {loop_wait + 2 * retry_timeout} to keep "
+        "them)")
 
 
 def check_parameters(value: Any, field_name: str = "postgresql.parameters") -> Mapping[str, Any]:
@@ -124,10 +141,12 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
 
     Local `postgresql.parameters` win over the DCS ones, as in Patroni.
     """
-    ttl = _int(dynamic, "ttl", 2)
-    loop_wait = _int(dynamic, "loop_wait", 1)
-    retry_timeout = _int(dynamic, "retry_timeout", 1)
-    check_timing(ttl, loop_wait, retry_timeout)
+    notes: list[str] = []
+    ttl = _int(dynamic, "ttl", 3, notes)
+    loop_wait = _int(dynamic, "loop_wait", 1, notes)
+    retry_timeout = _int(dynamic, "retry_timeout", 1, notes)
+    loop_wait, retry_timeout, note = adjust_timing(ttl, loop_wait, retry_timeout)
+    notes += [note] if note else []
     dyn_pg = dynamic.get("postgresql") or {}
     if not isinstance(dyn_pg, Mapping):
         raise SettingsError("postgresql", "must be a mapping")
@@ -169,6 +188,7 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
         ignore_slots=tuple(_list(dynamic, "ignore_slots")),
         member_slots_ttl=_duration(dynamic, "member_slots_ttl", 1800),
         failsafe_mode=truthy(dynamic.get("failsafe_mode", False)),
+        notes=tuple(notes),
     )
 
 
