@@ -89,6 +89,7 @@ def test_permanent_and_member_slots_on_every_node_across_a_switchover(
     assert set(status["slots"]) == {leader.name, replica.name} | perm
     assert status["retain_slots"] == sorted([leader.name, replica.name])
     assert status["slots"][leader.name] <= status["optime"] + 10**9
+    assert leader.api("/failsafe")[0] == 502  # failsafe_mode is off: no /failsafe key
 
     # a slot nobody configured is dropped, an ignored one kept, a new permanent one
     # made everywhere (the config change also makes Patroni re-read its slots)

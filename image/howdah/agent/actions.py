@@ -52,6 +52,7 @@ class Executor:
         self.on_acquired: Callable[[], bool] = lambda: True  # arms a watchdog; False: may not lead
         self.slots: SlotKeeper | None = None  # set by the agent
         self.tags: dict[str, Any] = {}
+        self.api_url = ""  # set by the agent: our /patroni URL, for /failsafe
 
     def run(self, decision: Decision, settings: Settings) -> None:
         self.settings = settings
@@ -279,7 +280,19 @@ class Executor:
                     log.warning("could not read replication slots for /status: %s", exc)
             if position:
                 self.dcs.write_status(position, slots, retain)
+        self._write_failsafe()
         return True
+
+    def _write_failsafe(self) -> None:
+        """failsafe_mode: the leader keeps /failsafe = {member: api_url} (itself
+        included) while it can reach the DCS; written only when it changes."""
+        if not self.settings.failsafe_mode:
+            return
+        members = {m.name: m.api_url for m in self.mem.view.members if m.api_url}
+        if self.pg.name not in members and self.api_url:
+            members[self.pg.name] = self.api_url
+        if members and members != dict(self.mem.view.failsafe or {}):
+            self.dcs.write_failsafe(members)
 
     def sync_slots(self, d: Decision) -> bool:
         """The leader's slots (agent/slots.py); a failure never stops the row."""

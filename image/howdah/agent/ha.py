@@ -78,6 +78,7 @@ class Agent:
         self._dcs_timeout = timeout
         self.api_url = self._api_url()
         self.callbacks.api_base = self.api_url.removesuffix("/patroni")  # role hooks re-check leadership
+        self.executor.api_url = self.api_url
         self.conn_url = self._conn_url()
         ctl = cfg.raw.get("ctl")
         try:  # members call members as Patroni does: ctl.certfile, peers' chain checked

@@ -60,6 +60,18 @@ class MetricsHandler(ControlHandler):
         self.finish(body)
 
 
+class FailsafeHandler(ControlHandler):
+    """GET /failsafe: the members of the /failsafe key ({name: api_url}), as the
+    agent last read it; 502 when there is no such key (failsafe_mode off)."""
+
+    def get(self) -> None:
+        failsafe = self.control.view().failsafe
+        if isinstance(failsafe, Mapping):
+            self.write_json(200, dict(failsafe))
+        else:
+            self.write_json(502, {"error": "failsafe_mode is not enabled"})
+
+
 class ScheduledRestartView(ControlHandler):
     """GET /restart: the scheduled restart of this node, if any (Howdah's own)."""
 
@@ -90,4 +102,5 @@ def control_routes(control: Control, restapi: Mapping[str, Any],
         (r"/restart", RestartRoutes, kw),
         (r"/reload", ReloadHandler, kw),
         (r"/reinitialize", ReinitializeHandler, kw),
+        (r"/failsafe", FailsafeHandler, kw),
     ]
