@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 from howdah.api.front import FrontServer
 from howdah.api.responder import StatusResponder
 from howdah.api.status import NodeStatus
-from howdah.api.tls import server_context
+from howdah.api.tls import CertReloader, server_context
 
 if TYPE_CHECKING:
     from tornado.web import Application
@@ -207,11 +207,26 @@ class RestApiServer:
     ) -> None:
         server = FrontServer(self.responder, lambda: self.app, ssl_ctx, self._idle_timeout)
         await server.start(sockets)
+        reload_task = None
+        if ssl_ctx is not None:
+            certfile, keyfile, cafile, *_ = self._tls
+            reloader = CertReloader(ssl_ctx, {"certfile": certfile, "keyfile": keyfile, "cafile": cafile,
+                                              "keyfile_password": self._tls[4]})
+            reload_task = asyncio.ensure_future(self._watch_certificates(reloader))
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         started.set()
         await self._stop_event.wait()
+        if reload_task is not None:
+            reload_task.cancel()
         await server.stop()
+
+    CERT_CHECK_SECONDS = 5.0
+
+    async def _watch_certificates(self, reloader: CertReloader) -> None:
+        while True:
+            await asyncio.sleep(self.CERT_CHECK_SECONDS)
+            reloader.check()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop listening, close connections, and join the thread."""

@@ -26,8 +26,12 @@ patronictl).
 """
 from __future__ import annotations
 
+import logging
+import os
 import ssl
 from typing import Any, Mapping, Optional
+
+log = logging.getLogger(__name__)
 
 VERIFY_CLIENT = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
                  "required": ssl.CERT_REQUIRED}
@@ -170,3 +174,43 @@ def member_client_context(restapi: Mapping[str, Any],
     else:
         ctx.load_default_certs()
     return ctx
+
+
+class CertReloader:
+    """Reloads ``restapi.certfile/keyfile/cafile`` into the live server context when one of the
+    files changes (a rotated certificate, Spilo's SSL_RESTAPI_* files): new connections get the
+    new certificate, open ones keep theirs, nothing restarts.  Files that cannot be loaded are
+    reported once and the previous certificate stays in use."""
+
+    def __init__(self, ctx: ssl.SSLContext, restapi: Mapping[str, Any]) -> None:
+        self.ctx, self.restapi = ctx, dict(restapi)
+        self.paths = [p for p in (_opt(restapi, k) for k in ("certfile", "keyfile", "cafile")) if p]
+        self.stamps = self._stamps()
+
+    def _stamps(self) -> list[Optional[tuple[int, int]]]:
+        result: list[Optional[tuple[int, int]]] = []
+        for path in self.paths:
+            try:
+                st = os.stat(path)
+                result.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                result.append(None)
+        return result
+
+    def check(self) -> bool:
+        """True when the files changed and were loaded."""
+        stamps = self._stamps()
+        if stamps == self.stamps:
+            return False
+        self.stamps = stamps
+        try:
+            _load_chain(self.ctx, "restapi", self.restapi)
+            cafile = _opt(self.restapi, "cafile")
+            if cafile:
+                _load_ca(self.ctx, "restapi.cafile", cafile)
+        except TlsConfigError as exc:
+            log.warning("REST API certificate files changed but cannot be loaded (%s): "
+                        "serving the previous certificate", exc)
+            return False
+        log.info("REST API certificate files changed: reloaded (%s)", ", ".join(self.paths))
+        return True
