@@ -10,6 +10,7 @@ from typing import Any
 from howdah.pg.conf import Credentials, conninfo, split_conn_url
 from howdah.pg.ctl import PgPaths, controldata
 from howdah.pg.methods import long_options
+from howdah.pg.params import server_major
 from howdah.pg.proc import run_logged
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def basebackup(paths: PgPaths, source_url: str, creds: Credentials, pgpass: Path
     # not the member's own application_name: a base backup's WAL stream must
     # not pass for the member's streaming replication in pg_stat_replication
     dsn = conninfo({"host": host, "port": port, "user": creds.username,
-                    "application_name": f"{app_name}_basebackup", "dbname": "postgres"})
+                    "application_name": f"{app_name}_basebackup", "dbname": "postgres",
+                    **creds.tls_options(server_major(paths.bin_dir))})
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.data_dir, 0o700)
     args = [paths.bin("pg_basebackup"), "-D", str(paths.data_dir), "-d", dsn, "-X", "stream",
@@ -91,7 +93,8 @@ def rewind(paths: PgPaths, source_url: str, creds: Credentials, pgpass: Path) ->
     if not crash_recover(paths):
         return False
     host, port = split_conn_url(source_url)
-    dsn = conninfo({"host": host, "port": port, "user": creds.username, "dbname": "postgres"})
+    dsn = conninfo({"host": host, "port": port, "user": creds.username, "dbname": "postgres",
+                    **creds.tls_options(server_major(paths.bin_dir))})
     args = [paths.bin("pg_rewind"), "--target-pgdata", str(paths.data_dir),
             "--source-server", dsn, "--progress"]
     return run_logged(args, "rewind", env={"PGPASSFILE": str(pgpass)}, timeout=86400) == 0

@@ -28,10 +28,21 @@ BASE_PARAMETERS: Mapping[str, Any] = {
 }
 
 
+# libpq's TLS/GSS keys accepted in postgresql.authentication.<role>, as in Patroni
+LIBPQ_TLS_KEYS = ("sslmode", "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl",
+                  "sslcrldir", "sslnegotiation", "gssencmode", "channel_binding")
+
+
 @dataclass(frozen=True)
 class Credentials:
     username: str
     password: str | None
+    tls: tuple[tuple[str, str], ...] = ()  # (libpq key, value) pairs
+
+    def tls_options(self, libpq_major: int | None = None) -> dict[str, str]:
+        """The TLS/GSS connection options; sslnegotiation only for a libpq of 17+."""
+        return {k: v for k, v in self.tls
+                if k != "sslnegotiation" or (libpq_major or 0) >= 17}
 
 
 def quote(value: Any) -> str:
@@ -59,11 +70,13 @@ def split_conn_url(conn_url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 5432
 
 
-def upstream_conninfo(conn_url: str, creds: Credentials, app_name: str, passfile: str) -> str:
+def upstream_conninfo(conn_url: str, creds: Credentials, app_name: str, passfile: str,
+                      libpq_major: int | None = None) -> str:
     host, port = split_conn_url(conn_url)
     return conninfo({
         "host": host, "port": port, "user": creds.username, "passfile": passfile,
         "application_name": app_name, "sslmode": "prefer", "gssencmode": "disable",
+        **creds.tls_options(libpq_major),
         "target_session_attrs": "any", "dbname": "postgres",
     })
 

@@ -12,7 +12,7 @@ from howdah.core.models import DataState, PgStatus
 from howdah.core.settings import Settings
 from howdah.core.models import truthy as conf_truthy
 from howdah.pg import clone, conf, ctl, methods
-from howdah.pg.params import ServerParameters
+from howdah.pg.params import ServerParameters, server_major
 from howdah.pg.proc import run_logged
 from howdah.pg.conf import Credentials
 from howdah.pg.query import LocalDb, Snapshot
@@ -25,7 +25,14 @@ def _creds(auth: Mapping[str, Any], role: str) -> Credentials | None:
     if not isinstance(section, dict) or not section.get("username"):
         return None
     pw = section.get("password")
-    return Credentials(str(section["username"]), None if pw is None else str(pw))
+    tls = tuple((k, str(section[k])) for k in conf.LIBPQ_TLS_KEYS
+                if section.get(k) not in (None, ""))
+    return Credentials(str(section["username"]), None if pw is None else str(pw), tls)
+
+
+def _libpq_major() -> int:
+    """The major of the libpq psycopg2 runs on (150018 -> 15)."""
+    return int(psycopg2.extensions.libpq_version()) // 10000
 
 
 def local_host(listen: str) -> str:
@@ -66,7 +73,7 @@ class Instance:
         self.db = LocalDb({
             "host": local_host(self.listen), "port": self.port, "user": self.superuser.username,
             "password": self.superuser.password, "dbname": "postgres",
-            "application_name": "howdah",
+            "application_name": "howdah", **self.superuser.tls_options(_libpq_major()),
         })
         self.last_snapshot: Snapshot | None = None
         self.server_parameters = ServerParameters(self.paths.bin_dir)
@@ -103,7 +110,8 @@ class Instance:
             recovery = {"recovery_target_timeline": "latest"}
             if upstream_url:
                 recovery["primary_conninfo"] = conf.upstream_conninfo(
-                    upstream_url, self.replication, self.name, str(self.pgpass))
+                    upstream_url, self.replication, self.name, str(self.pgpass),
+                    server_major(self.paths.bin_dir))
                 slot = (remote or {}).get("primary_slot_name") if remote is not None \
                     else conf.slot_name(self.name)
                 if slot and (settings.use_slots or remote is not None):
@@ -193,7 +201,8 @@ class Instance:
         host, port = conf.split_conn_url(conn_url)
         return LocalDb({"host": host, "port": port, "user": self.superuser.username,
                         "password": self.superuser.password, "passfile": str(self.pgpass),
-                        "dbname": "postgres", "application_name": "howdah"})
+                        "dbname": "postgres", "application_name": "howdah",
+                        **self.superuser.tls_options(_libpq_major())})
 
     def ensure_upstream_slot(self, settings: Settings, upstream_url: str | None) -> None:
         """Create our physical slot on the upstream when it lacks one.
@@ -270,8 +279,10 @@ class Instance:
             connstring = ""
             if source_url:
                 host, port = conf.split_conn_url(source_url)
-                connstring = conf.conninfo({"dbname": "postgres", "user": self.replication.username,
-                                            "host": host, "port": port})
+                connstring = conf.conninfo({
+                    "dbname": "postgres", "user": self.replication.username, "host": host,
+                    "port": port,
+                    **self.replication.tls_options(server_major(self.paths.bin_dir))})
             try:
                 argv = methods.replica_argv(name, spec, self.cfg_scope, self.paths.data_dir,
                                             connstring)
