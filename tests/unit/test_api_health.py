@@ -52,6 +52,7 @@ BEHIND_DCS = v(REPLICA, leader_optime=120 * MB)  # DCS optime ahead of what we r
 STALE = v(REPLICA, last_loop=NOW - 31)  # HA loop stopped more than ttl ago
 SYNC = v(REPLICA, sync_standbys=("n2",), sync_leader="n1")
 SYNC_NO_DCS = v(SYNC, dcs_ok=False)
+QUORUM = v(SYNC, sync_standbys=("n2", "n3"), sync_quorum=True)
 ARCHIVE = v(REPLICA, replication_state="in archive recovery")
 PAUSED_HUNG = v(REPLICA, pause=True, last_loop=NOW - 1000)
 STANDBY_REPLICA = v(REPLICA, is_standby_cluster=True)
@@ -124,6 +125,18 @@ CASES = [
     ("/read-only-sync", SYNC, NO_QUERY, 200),
     ("/read-only-synchronous", SYNC, NO_QUERY, 200),
     ("/read-only-sync", REPLICA, NO_QUERY, 503),
+    # quorum mode (as Patroni 4.1.5 answers): the listed standbys are quorum
+    # standbys, neither sync nor async
+    ("/quorum", QUORUM, NO_QUERY, 200),
+    ("/quorum", REPLICA, NO_QUERY, 503),
+    ("/quorum", PRIMARY, NO_QUERY, 503),
+    ("/quorum", SYNC, NO_QUERY, 503),
+    ("/read-only-quorum", PRIMARY, NO_QUERY, 200),
+    ("/read-only-quorum", QUORUM, NO_QUERY, 200),
+    ("/read-only-quorum", REPLICA, NO_QUERY, 503),
+    ("/sync", QUORUM, NO_QUERY, 503),
+    ("/async", QUORUM, NO_QUERY, 503),
+    ("/read-only-sync", QUORUM, NO_QUERY, 503),
     # health: Postgres running, any role
     ("/health", PRIMARY, NO_QUERY, 200),
     ("/health", REPLICA, NO_QUERY, 200),

@@ -293,3 +293,36 @@ def test_a_node_that_cannot_fence_a_primary_does_not_lead() -> None:
     d = decide(view(None), local(p=PRIMARY, unguarded=why), (), S, NOW)
     assert d.goal == Goal.DEMOTE
     assert decide(view(None), local(), (), S, NOW).goal == Goal.RACE
+
+
+Q_S = Settings(ttl=30, loop_wait=10, retry_timeout=10, maximum_lag_on_failover=1000,
+               use_pg_rewind=True, synchronous_mode=True, synchronous_quorum=True)
+
+
+def qview(voters: tuple[str, ...], quorum: int) -> ClusterView:
+    return ClusterView(initialize="42", leader=None, members=MEMBERS, optime=100,
+                       sync_leader="a", sync_standbys=voters, sync_index=7, sync_quorum=quorum)
+
+
+def test_quorum_candidate_needs_quorum_plus_one_voters_not_ahead() -> None:
+    v = qview(("b", "c"), 1)
+    d = decide(v, local("b", pg(wal=100)), [DOWN, peer("c", 100)], Q_S, NOW)
+    assert d.goal == Goal.RACE
+    d = decide(v, local("b", pg(wal=100)), [DOWN, PeerStatus(name="c", reachable=False)], Q_S, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.NO_QUORUM), "c unseen: no proof"
+    d = decide(v, local("b", pg(wal=100)), [DOWN, peer("c", 120)], Q_S, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.PEER_AHEAD)
+
+
+def test_quorum_non_voter_may_promote_with_enough_votes() -> None:
+    v = qview(("b",), 0)
+    d = decide(v, local("c", pg(wal=100)), [DOWN, peer("b", 90)], Q_S, NOW)
+    assert d.goal == Goal.RACE, "b voted: c has all b has"
+    d = decide(v, local("c", pg(wal=100)), [DOWN, PeerStatus(name="b", reachable=False)], Q_S, NOW)
+    assert d.reason == Reason.NO_QUORUM
+
+
+def test_quorum_empty_voters_nobody_but_the_old_leader() -> None:
+    v = qview((), 0)
+    d = decide(v, local("b", pg(wal=100)), [DOWN, peer("c", 90)], Q_S, NOW)
+    assert d.reason == Reason.NO_QUORUM

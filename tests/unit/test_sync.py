@@ -1,6 +1,6 @@
 """Synchronous replication planning: the key and synchronous_standby_names change safely."""
 from howdah.core.sync import SyncStep, may_promote, plan, ssn_value
-from howdah.pg.query import parse_ssn
+from howdah.pg.query import parse_ssn, parse_ssn_count
 
 TAGS = {"a": {}, "b": {}, "c": {"nosync": True}}
 
@@ -35,8 +35,14 @@ def test_steady_state_is_no_step() -> None:
 
 
 def test_ssn_value_and_parse_round_trip() -> None:
-    assert ssn_value(("a", 'we"ird'), 1, False) == '1 ("a", "we""ird")'
-    assert parse_ssn('1 ("a", "we""ird")') == ["a", 'we"ird']
+    assert ssn_value(("a", 'we"ird'), 1, False) == '1 (a,"we""ird")'
+    assert parse_ssn('1 (a,"we""ird")') == ["a", 'we"ird']
+    assert ssn_value(("n1",), 1, False) == "n1", "one standby: bare, as Patroni writes it"
+    assert ssn_value(("n3", "n1"), 2, False) == "2 (n1,n3)"
+    assert ssn_value(("n3", "N1"), 1, False, quorum=True) == 'ANY 1 ("N1",n3)'
+    assert parse_ssn_count("ANY 1 (n1,n3)") == (1, False)
+    assert parse_ssn_count("n1") == (1, False) and parse_ssn_count("") == (0, False)
+    assert parse_ssn_count("*") == (1, True) and parse_ssn_count("2 (a,b)") == (2, False)
     assert ssn_value((), 1, False) == "" and ssn_value((), 1, True) == "*"
     assert parse_ssn("*") == [] and parse_ssn("") == [] and parse_ssn("FIRST 2 (x, y)") == ["x", "y"]
 

@@ -18,6 +18,9 @@ from howdah.agent.state import Memory
 from howdah.agent.tasks import TaskRunner
 from howdah.core.models import ClusterView, Role, TaskKind
 from howdah.core.settings import Settings
+from howdah.core.quorum import Key, Ssn
+from howdah.core.quorum import plan as quorum_plan
+from howdah.core.sync import candidates as sync_candidates
 from howdah.core.sync import plan as sync_plan
 from howdah.core.sync import ssn_value
 from howdah.core.transitions import Decision
@@ -25,7 +28,7 @@ from howdah.dcs.base import Dcs
 from howdah.pg import clone, conf
 from howdah.pg import slots as pgslots
 from howdah.pg.instance import Instance
-from howdah.pg.query import LocalDb
+from howdah.pg.query import LocalDb, parse_ssn, parse_ssn_count
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +327,9 @@ class Executor:
         return self._start_task(TaskKind.RESTART, work, "restarting")
 
     def sync_replication(self, d: Decision) -> bool:
-        """One safe step towards the wanted synchronous standbys (core/sync.py)."""
+        """Safe steps towards the wanted synchronous standbys (core/sync.py,
+        core/quorum.py).  Steps go on within the cycle while each is confirmed,
+        so a dead synchronous standby is replaced in one cycle."""
         s, view, me = self.settings, self.mem.view, self.pg.name
         try:
             if not s.synchronous_mode:
@@ -333,34 +338,89 @@ class Executor:
                 if self.pg.db.sync_standby_names():
                     self.pg.db.set_sync_standby_names("")
                 return True
-            snap = self.pg.last_snapshot
-            key = view.sync_standbys if view.sync_leader == me else ()
             if view.sync_leader != me:
                 # a new leader starts from an empty key of its own
                 self.dcs.write_sync(me, (), view.sync_index)
                 return True
-            tags = {m.name: dict(m.tags) for m in view.members}
-            if self._ssn_floor is None:
-                self._ssn_floor = self._current_lsn()
-            flushed = snap.flushed if snap else {}
-            caught_up = {n for n, lsn in flushed.items() if lsn >= self._ssn_floor}
-            step = sync_plan(key, self.pg.db.sync_standby_names(),
-                             snap.replication if snap else (), tags, s.synchronous_node_count,
-                             caught_up)
-            if step is None:
-                return True
-            log.info("synchronous replication: %s", step.detail)
-            if step.key is not None:
-                if not self.dcs.write_sync(me, step.key, view.sync_index):
-                    return True  # changed under us: the next cycle plans again
-            if step.ssn is not None:
-                self._ssn_floor = None
-                self.pg.db.set_sync_standby_names(
-                    ssn_value(step.ssn, s.synchronous_node_count, s.synchronous_mode_strict))
-                self._ssn_floor = self._current_lsn()
+            key, quorum, index = tuple(view.sync_standbys), view.sync_quorum, view.sync_index
+            snap = self.pg.last_snapshot
+            deadline = self.clock() + 2.0
+            waiting = False
+            for _ in range(16):
+                if snap is None or snap.in_recovery:
+                    return True
+                done = self._sync_step(snap, key, quorum, index)
+                if done is None:
+                    # after a change of synchronous_standby_names, give the
+                    # standbys a moment to confirm before the next cycle
+                    if not waiting or self.clock() >= deadline:
+                        return True
+                    time.sleep(0.2)
+                else:
+                    key, quorum, index, changed_ssn = done
+                    waiting = waiting or changed_ssn
+                snap = self.pg.db.snapshot()
         except Exception as exc:  # the next cycle tries again
             log.warning("could not manage synchronous replication: %s", exc)
         return True
+
+    def _sync_step(self, snap: Any, key: tuple[str, ...], quorum: int, index: int | None
+                   ) -> tuple[tuple[str, ...], int, int | None, bool] | None:
+        """Plan and apply one step; returns the new (key, quorum, key index,
+        waiting for a standby to catch up), or None when nothing is left to do."""
+        s, me, view = self.settings, self.pg.name, self.mem.view
+        tags = {m.name: dict(m.tags) for m in view.members}
+        if self._ssn_floor is None:
+            self._ssn_floor = self._current_lsn()
+        caught_up = {n for n, lsn in snap.flushed.items() if lsn >= self._ssn_floor}
+        raw = str(self.pg.db.execute("SHOW synchronous_standby_names")[0][0] or "")
+        names = parse_ssn(raw)
+        active = sync_candidates(snap.replication, tags, snap.flushed,
+                                 s.maximum_lag_on_syncnode)
+        if s.synchronous_quorum:
+            k, star = parse_ssn_count(raw)
+            step = quorum_plan(Key(quorum, frozenset(key)), Ssn(k, frozenset(names), star),
+                               active, caught_up, s.synchronous_node_count,
+                               s.synchronous_mode_strict)
+            if step is None:
+                return None
+            log.info("quorum commit: %s", step.detail)
+            if step.key is not None:
+                voters = tuple(sorted(step.key.voters))
+                if not self.dcs.write_sync(me, voters, index, step.key.quorum):
+                    return None  # changed under us: the next cycle plans again
+                return voters, step.key.quorum, self._sync_index(), False
+            assert step.ssn is not None
+            value = "*" if step.ssn.star else ssn_value(
+                sorted(step.ssn.names), step.ssn.k, s.synchronous_mode_strict, quorum=True)
+            self._set_ssn(value)
+            return key, quorum, index, True
+        if raw.strip().upper().startswith("ANY") and key:
+            # from quorum mode: 'ANY k' lets any listed standby acknowledge; with
+            # FIRST semantics only the key's standbys may promote: empty it first
+            if not self.dcs.write_sync(me, (), index):
+                return None
+            return (), 0, self._sync_index(), False
+        sstep = sync_plan(key, names, snap.replication, tags, s.synchronous_node_count,
+                          caught_up, active)
+        if sstep is None:
+            return None
+        log.info("synchronous replication: %s", sstep.detail)
+        if sstep.key is not None:
+            if not self.dcs.write_sync(me, sstep.key, index):
+                return None
+            return sstep.key, 0, self._sync_index(), False
+        assert sstep.ssn is not None
+        self._set_ssn(ssn_value(sstep.ssn, s.synchronous_node_count, s.synchronous_mode_strict))
+        return key, quorum, index, True
+
+    def _set_ssn(self, value: str) -> None:
+        self._ssn_floor = None
+        self.pg.db.set_sync_standby_names(value)
+        self._ssn_floor = self._current_lsn()
+
+    def _sync_index(self) -> int | None:
+        return self.dcs.get_cluster().sync_index
 
     def _current_lsn(self) -> int:
         return int(self.pg.db.execute("SELECT pg_current_wal_lsn() - '0/0'")[0][0])

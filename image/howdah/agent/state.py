@@ -90,6 +90,7 @@ def node_status(name: str, scope: str, mem: Memory, pg: PgStatus, snap: Snapshot
         leader_optime=view.optime,
         sync_standbys=view.sync_standbys,
         sync_leader=view.sync_leader,
+        sync_quorum=settings.synchronous_quorum,
         last_loop=mem.last_loop,
         ttl=settings.ttl,
         maximum_lag_on_failover=settings.maximum_lag_on_failover,

@@ -139,7 +139,11 @@ def read_only_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
 
 
 def is_sync_standby(s: NodeStatus) -> bool:
-    return s.name in s.sync_standbys
+    return not s.sync_quorum and s.name in s.sync_standbys
+
+
+def is_quorum_standby(s: NodeStatus) -> bool:
+    return s.sync_quorum and s.name in s.sync_standbys
 
 
 def sync_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
@@ -147,7 +151,15 @@ def sync_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
 
 
 def async_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
-    return s.dcs_ok and not is_sync_standby(s) and replica_ok(s, now, q)
+    return s.dcs_ok and s.name not in s.sync_standbys and replica_ok(s, now, q)
+
+
+def quorum_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
+    return s.dcs_ok and is_quorum_standby(s) and replica_ok(s, now, q)
+
+
+def read_only_quorum_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
+    return primary_ok(s, now, q) or standby_leader_ok(s, now, q) or quorum_ok(s, now, q)
 
 
 def read_only_sync_ok(s: NodeStatus, now: float, q: CheckQuery) -> bool:
@@ -191,6 +203,8 @@ _STANDBY_LEADER = HealthCheck(standby_leader_ok, uses_tags=False)
 _SYNC = HealthCheck(sync_ok, uses_tags=True)
 _ASYNC = HealthCheck(async_ok, uses_tags=True)
 _READ_ONLY_SYNC = HealthCheck(read_only_sync_ok, uses_tags=True)
+_QUORUM = HealthCheck(quorum_ok, uses_tags=True)
+_READ_ONLY_QUORUM = HealthCheck(read_only_quorum_ok, uses_tags=True)
 
 CHECKS: Mapping[str, HealthCheck] = {
     "/": _PRIMARY,
@@ -211,6 +225,8 @@ CHECKS: Mapping[str, HealthCheck] = {
     "/asynchronous": _ASYNC,
     "/read-only-sync": _READ_ONLY_SYNC,
     "/read-only-synchronous": _READ_ONLY_SYNC,
+    "/quorum": _QUORUM,
+    "/read-only-quorum": _READ_ONLY_QUORUM,
 }
 
 

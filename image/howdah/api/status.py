@@ -80,6 +80,7 @@ class NodeStatus:
     # Members named in the DCS "sync" key, and its leader.
     sync_standbys: tuple[str, ...] = ()
     sync_leader: str | None = None
+    sync_quorum: bool = False  # synchronous_mode: quorum (listed standbys are quorum standbys)
     # Monotonic time the HA loop last completed.  Set it to the agent's start
     # time before the first cycle: /liveness and every replica check need it.
     last_loop: float | None = None
@@ -195,7 +196,7 @@ class NodeStatus:
                 "paused": self.wal_replay_paused,
             }
         if role == REPLICA and self.name in self.sync_standbys:
-            doc["sync_standby"] = True
+            doc["quorum_standby" if self.sync_quorum else "sync_standby"] = True
         if self.timeline is not None:
             doc["timeline"] = self.timeline
         if self.replication_state:

@@ -24,6 +24,7 @@ class ClusterRead:
     view: ClusterView
     members: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sync: frozenset[str] = frozenset()
+    quorum: bool = False  # the listed standbys are quorum standbys
 
 
 def read_cluster(dcs: Dcs) -> ClusterRead:
@@ -33,8 +34,10 @@ def read_cluster(dcs: Dcs) -> ClusterRead:
         return ClusterRead(ClusterView())
     members: dict[str, Mapping[str, Any]] = dict(member_data(nodes))
     view = build_view(nodes, index)
-    sync = frozenset(view.sync_standbys) if truthy(view.config.get("synchronous_mode")) else frozenset()
-    return ClusterRead(view, members, sync)
+    mode = view.config.get("synchronous_mode")
+    quorum = isinstance(mode, str) and mode.strip().lower() == "quorum"
+    sync = frozenset(view.sync_standbys) if quorum or truthy(mode) else frozenset()
+    return ClusterRead(view, members, sync, quorum)
 
 
 def format_lsn(lsn: int) -> str:
@@ -58,11 +61,11 @@ def _host_port(conn_url: str) -> tuple[str | None, int | None]:
         return None, None
 
 
-def member_role(name: str, view: ClusterView, sync: frozenset[str]) -> str:
+def member_role(name: str, view: ClusterView, sync: frozenset[str], quorum: bool = False) -> str:
     if view.leader is not None and view.leader.name == name:
         return "standby_leader" if view.config.get("standby_cluster") else "leader"
     if name in sync:
-        return "sync_standby"
+        return "quorum_standby" if quorum else "sync_standby"
     return "replica"
 
 
@@ -74,7 +77,7 @@ def cluster_json(read: ClusterRead, scope: str,
     members = []
     for m in view.members:
         data = read.members.get(m.name, {})
-        role = member_role(m.name, view, read.sync)
+        role = member_role(m.name, view, read.sync, read.quorum)
         state = m.state if role == "leader" else (str(data.get("replication_state") or "") or m.state)
         doc: dict[str, Any] = {"name": m.name, "role": role, "state": state, "api_url": m.api_url or None}
         host, port = _host_port(m.conn_url)

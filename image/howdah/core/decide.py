@@ -202,8 +202,8 @@ def _no_leader(
     if manual is not None and not primary:
         return manual
     if not primary:
-        if not may_promote(local.name, view.sync_leader, view.sync_standbys,
-                           settings.synchronous_mode):
+        if not settings.synchronous_quorum and not may_promote(
+                local.name, view.sync_leader, view.sync_standbys, settings.synchronous_mode):
             return Decision(G.STAY_BEHIND, R.NOT_SYNC,
                             "no leader, but in synchronous mode only "
                             + (", ".join(view.sync_standbys) or "no standby") + " may take over")
@@ -233,7 +233,28 @@ def _no_leader(
         if primary:
             return Decision(G.DEMOTE, R.PEER_AHEAD, f"primary without the lock and {names} ahead")
         return Decision(G.STAY_BEHIND, R.PEER_AHEAD, f"no leader, but {names} is ahead of me")
+    if not primary and _quorum_active(view, settings) and view.sync_leader != local.name:
+        voters = set(view.sync_standbys)
+        # a voter not ahead of me says I have every commit it has; q + 1 such
+        # voters include one that has every acknowledged commit
+        votes = int(local.name in voters) + sum(
+            1 for p in peers if p.name in voters and p.name != local.name and p.reachable
+            and p.running and 0 < p.wal_position <= pg.wal_position
+            and p.timeline <= pg.timeline)
+        need = view.sync_quorum + 1
+        if votes < need:
+            return Decision(G.STAY_BEHIND, R.NO_QUORUM,
+                            f"no leader, but {votes} of the {need} quorum votes needed "
+                            f"(voters: {', '.join(sorted(voters)) or 'none'})")
+        return Decision(G.RACE, R.HEALTHIEST,
+                        f"no leader, I am the healthiest with {votes} of {need} quorum votes: "
+                        "taking the lock")
     return Decision(G.RACE, R.HEALTHIEST, "no leader and I am the healthiest: taking the lock")
+
+
+def _quorum_active(view: ClusterView, settings: Settings) -> bool:
+    return settings.synchronous_mode and settings.synchronous_quorum and \
+        view.sync_leader is not None
 
 
 def _rivals(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
@@ -248,6 +269,9 @@ def _rivals(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
     it has beyond the sync standbys was never acknowledged.
     """
     others = [p for p in peers if p.name != local.name]
+    if _quorum_active(view, settings):
+        # in quorum mode anyone ahead may collect the votes: defer to it
+        return [p for p in others if p.name != view.sync_leader]
     if settings.synchronous_mode and view.sync_leader is not None:
         listed = set(view.sync_standbys)
         others = [p for p in others if p.name in listed and p.name != view.sync_leader]

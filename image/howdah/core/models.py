@@ -112,6 +112,7 @@ class ClusterView:
     sync_leader: str | None = None  # the `sync` key: whose synchronous standbys
     sync_standbys: tuple[str, ...] = ()
     sync_index: int | None = None
+    sync_quorum: int = 0  # the sync key's quorum: votes a candidate needs beyond one
     index: int = 0
 
     def member(self, name: str) -> Member | None:

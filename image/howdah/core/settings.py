@@ -67,6 +67,8 @@ class Settings:
     failsafe_mode: bool = False
     # what was adjusted (the timing rule), for the agent to log as a WARNING
     notes: tuple[str, ...] = field(default=(), compare=False)
+    maximum_lag_on_syncnode: int = -1  # > 0: a standby lagging more is not synchronous
+    synchronous_quorum: bool = False  # synchronous_mode: quorum (ANY k, votes to promote)
 
     @property
     def demote_after(self) -> float:
@@ -181,7 +183,9 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
         parameters=params,
         pg_hba=tuple(str(x) for x in hba),
         replica_without_leader=_leaderless_methods(local_pg, standby),
-        synchronous_mode=truthy(dynamic.get("synchronous_mode", False)),
+        synchronous_mode=_sync_mode(dynamic) != "off",
+        synchronous_quorum=_sync_mode(dynamic) == "quorum",
+        maximum_lag_on_syncnode=_int(dynamic, "maximum_lag_on_syncnode", -1),
         synchronous_mode_strict=truthy(dynamic.get("synchronous_mode_strict", False)),
         synchronous_node_count=_int(dynamic, "synchronous_node_count", 1),
         permanent_slots=slots,
@@ -233,3 +237,11 @@ def _leaderless_methods(local_pg: Mapping[str, Any], standby: Any) -> bool:
                                           truthy(spec.get("no_leader"))):
             return True
     return False
+
+
+def _sync_mode(dynamic: Mapping[str, Any]) -> str:
+    """synchronous_mode: true/false (or on/off...) or "quorum", as Patroni 4 reads it."""
+    value = dynamic.get("synchronous_mode", False)
+    if isinstance(value, str) and value.strip().lower() == "quorum":
+        return "quorum"
+    return "on" if truthy(value) else "off"

@@ -12,6 +12,7 @@ true the leader changes things in this order:
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Collection, Mapping, Sequence
 
@@ -27,38 +28,76 @@ class SyncStep:
     detail: str = ""
 
 
-def ssn_value(names: Sequence[str], count: int, strict: bool) -> str:
-    """synchronous_standby_names for these standbys ('*' keeps strict mode blocking)."""
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def quote_name(name: str) -> str:
+    """A standby name as synchronous_standby_names needs it: plain lower-case
+    identifiers bare (as Patroni writes them), anything else double-quoted."""
+    if _PLAIN.fullmatch(name) and name not in ("any", "first"):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ssn_value(names: Sequence[str], count: int, strict: bool, quorum: bool = False) -> str:
+    """synchronous_standby_names for these standbys, in Patroni's shapes: 'a',
+    'k (a,b)', or 'ANY k (a,b)' in quorum mode; '*' keeps strict mode blocking."""
     if not names:
         return "*" if strict else ""
-    quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
-    return f"{min(count, len(names))} ({quoted})"
+    listed = ",".join(quote_name(n) for n in sorted(names))
+    k = max(0, min(count, len(names)))
+    if quorum:
+        return f"ANY {k} ({listed})"
+    if len(names) == 1:
+        return listed
+    return f"{k} ({listed})"
+
+
+def sync_priority(tags: Mapping[str, Any]) -> int:
+    """The sync_priority tag (Patroni 4.1); nosync means 0; <= 0: never synchronous."""
+    if "sync_priority" in tags:
+        try:
+            return int(tags["sync_priority"])
+        except (TypeError, ValueError):
+            return 1
+    return 0 if truthy(tags.get("nosync")) else 1
 
 
 def candidates(replication: Sequence[Mapping[str, Any]],
-               tags: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Streaming standbys allowed to be synchronous, best first (by application_name)."""
-    names = []
+               tags: Mapping[str, Mapping[str, Any]],
+               flushed: Mapping[str, int] | None = None, max_lag: int = -1) -> list[str]:
+    """Streaming standbys allowed to be synchronous, best first: higher
+    sync_priority, then by application_name.  With maximum_lag_on_syncnode
+    (max_lag > 0) a standby that flushed more than that behind the most
+    advanced one is left out."""
+    flushed = flushed or {}
+    best = max(flushed.values(), default=0)
+    ranked = []
     for row in replication:
         name = str(row.get("application_name") or "")
         if row.get("state") != "streaming" or name not in tags:
             continue
-        if truthy(tags[name].get("nosync")):
+        priority = sync_priority(tags[name])
+        if priority <= 0:
             continue
-        names.append(name)
-    return sorted(names)
+        if max_lag > 0 and name in flushed and best - flushed[name] > max_lag:
+            continue
+        ranked.append((-priority, name))
+    return [name for _, name in sorted(ranked)]
 
 
 def plan(key: Sequence[str], ssn: Sequence[str], replication: Sequence[Mapping[str, Any]],
          tags: Mapping[str, Mapping[str, Any]], count: int,
-         caught_up: Collection[str] | None = None) -> SyncStep | None:
+         caught_up: Collection[str] | None = None,
+         usable: Sequence[str] | None = None) -> SyncStep | None:
     """The next safe step from (key, ssn) towards the wanted synchronous set.
 
     A standby joins the key only once postgres reports it synchronous and,
     when `caught_up` is given, it is in it: it flushed the WAL written up to
     the moment synchronous_standby_names started to name it, so it also has
     the commits acknowledged before then."""
-    usable = candidates(replication, tags)
+    if usable is None:
+        usable = candidates(replication, tags)
     sync_now = {str(r.get("application_name")) for r in replication
                 if r.get("sync_state") in ("sync", "quorum")}
     if caught_up is not None:

@@ -197,6 +197,7 @@ class Reason(str, enum.Enum):
     CANDIDATE_UNHEALTHY = "candidate_unhealthy"
     NO_CANDIDATE = "no_candidate"
     NOT_SYNC = "not_sync"
+    NO_QUORUM = "no_quorum"
     STANDBY_CLUSTER = "standby_cluster"
     REQUESTED = "requested"
     REFUSED = "refused"

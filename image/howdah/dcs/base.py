@@ -61,7 +61,7 @@ class Dcs(Protocol):
     def write_status(self, optime: int, slots: Mapping[str, int],
                      retain: Sequence[str] | None = None) -> None: ...
     def write_sync(self, leader: str | None, standbys: tuple[str, ...],
-                   index: int | None) -> bool: ...
+                   index: int | None, quorum: int = 0) -> bool: ...
     def delete_sync(self) -> bool: ...
     def write_history(self, history: list[list[Any]]) -> None: ...
     def write_failsafe(self, members: Mapping[str, str]) -> None: ...
@@ -169,6 +169,7 @@ def build_view(nodes: Mapping[str, tuple[str | None, int]], etcd_index: int) -> 
         sync_leader=str(sync["leader"]) if sync.get("leader") else None,
         sync_standbys=tuple(s for s in str(raw_standbys).split(",") if s),
         sync_index=nodes["sync"][1] if "sync" in nodes else None,
+        sync_quorum=_quorum_of(sync),
         initialize=init if init is None else str(init),
         initialize_index=nodes["initialize"][1] if "initialize" in nodes else None,
         config=config if isinstance(config, dict) else {},
@@ -189,3 +190,17 @@ def status_json(optime: int, slots: Mapping[str, int], retain: Sequence[str] | N
     """The /status value as Patroni 4 writes it: optime, slots, retain_slots."""
     return dumps({"optime": optime, "slots": dict(slots) or None,
                   "retain_slots": sorted(retain) if retain else None})
+
+
+def _quorum_of(sync: Mapping[str, Any]) -> int:
+    try:
+        return max(0, int(sync.get("quorum") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def sync_value(leader: str | None, standbys: tuple[str, ...], quorum: int = 0) -> str:
+    """The sync key's JSON as Patroni 4 writes it (sorted names, compact)."""
+    return json.dumps({"leader": leader, "quorum": quorum,
+                       "sync_standby": ",".join(sorted(standbys)) or None},
+                      separators=(",", ":"))

@@ -13,7 +13,8 @@ import urllib3.exceptions
 import urllib3.util
 
 from howdah.core.models import ClusterView
-from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json
+from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json, \
+    sync_value
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -205,9 +206,10 @@ class EtcdV2:
                      retain: Sequence[str] | None = None) -> None:
         self._write("status", status_json(optime, slots, retain))
 
-    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None) -> bool:
+    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None,
+                   quorum: int = 0) -> bool:
         """The sync key, by compare-and-swap on its index (None: create it)."""
-        value = json.dumps({"leader": leader, "sync_standby": ",".join(standbys) or None})
+        value = sync_value(leader, standbys, quorum)
         if index is None:
             return self._write("sync", value, prevExist=False)
         return self._write("sync", value, prevIndex=index)

@@ -25,7 +25,8 @@ import urllib3.exceptions
 import urllib3.util
 
 from howdah.core.models import ClusterView
-from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json
+from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json, \
+    sync_value
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -317,8 +318,9 @@ class Etcd3:
             self._put("status", raw)
             self._seen["status"] = (raw, "0")
 
-    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None) -> bool:
-        value = json.dumps({"leader": leader, "sync_standby": ",".join(standbys) or None})
+    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None,
+                   quorum: int = 0) -> bool:
+        value = sync_value(leader, standbys, quorum)
         return self._put_if("sync", value, index) is not None
 
     def delete_sync(self) -> bool:

@@ -32,7 +32,7 @@ SELECT pg_is_in_recovery(),
 """
 
 REPLICATION_SQL = """
-SELECT usename, application_name, client_addr::text, state, sync_state, sync_priority,
+SELECT usename, application_name, host(client_addr), state, sync_state, sync_priority,
        COALESCE(flush_lsn - '0/0', 0)::bigint
   FROM pg_stat_replication
 """
@@ -161,3 +161,21 @@ def parse_ssn(value: str) -> list[str]:
         if name and name != "*":
             names.append(name)
     return names
+
+
+def parse_ssn_count(value: str) -> tuple[int, bool]:
+    """(k, star) of synchronous_standby_names: how many listed standbys must
+    acknowledge a commit ('' -> 0; a bare list -> 1), and whether '*' is listed."""
+    text = value.strip()
+    if not text:
+        return 0, False
+    star = "*" in [p.strip() for p in text[text.find("(") + 1:].rstrip(")").split(",")] \
+        if "(" in text else "*" in [p.strip() for p in text.split(",")]
+    head = text.split("(", 1)[0].split() if "(" in text else []
+    if head and head[0].upper() in ("ANY", "FIRST"):
+        head = head[1:]
+    try:
+        k = int(head[0]) if head else 1
+    except ValueError:
+        k = 1
+    return k, star
