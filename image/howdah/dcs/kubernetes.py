@@ -577,9 +577,11 @@ class Kubernetes:
     def write_failsafe(self, members: Mapping[str, str]) -> None:
         self._upsert(self.leader_object, {"failsafe": dumps(dict(members)) if members else None})
 
-    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None) -> bool:
+    def write_sync(self, leader: str | None, standbys: tuple[str, ...], index: int | None,
+                   quorum: int = 0) -> bool:
         name = f"{self.scope}-sync"
-        value = {"leader": leader, "sync_standby": ",".join(standbys) or None, "quorum": None}
+        value = {"leader": leader, "sync_standby": ",".join(sorted(standbys)) or None,
+                 "quorum": str(quorum) if quorum else None}
         obj = self._get(name)
         if obj is None:
             return index is None and self._write(name, value, None, True) is not None
