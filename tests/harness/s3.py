@@ -17,6 +17,8 @@ one temporary directory removed by stop().
 from __future__ import annotations
 
 import datetime
+import json
+import re
 import os
 import shutil
 import signal
@@ -30,12 +32,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .config import HOWDAH_VENV
+from .config import HOWDAH_VENV, REPO, _runnable_as_postgres
+from .node import AgentNode
 from .ports import Reservation
 
 ACCESS_KEY = "howdah-test-key"
 SECRET_KEY = "howdah-test-secret"
 REGION = "us-east-1"
+BUCKET = "howdah-backups"
 
 
 def _write_ca_and_cert(directory: Path) -> tuple[Path, Path]:
@@ -115,7 +119,7 @@ class S3Server:
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": self.region,
                 "AWS_CA_BUNDLE": str(self.ca_file)}
 
-    def _spawn(self, argv: list[str], log: str) -> None:
+    def _spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
         out = open(self.dir / log, "ab")
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir,
@@ -123,6 +127,22 @@ class S3Server:
         finally:
             out.close()
         self._procs.append(proc)
+        return proc
+
+    def pause(self) -> None:
+        """Stop the TLS front (HAProxy): the endpoint refuses connections until resume()."""
+        proc = self._haproxy
+        self._procs.remove(proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+    def resume(self, timeout: float = 30.0) -> None:
+        self._haproxy = self._spawn(["haproxy", "-db", "-f", str(self.dir / "haproxy.cfg")], "haproxy.log")
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.port):
+            if time.monotonic() > deadline or self._haproxy.poll() is not None:
+                raise RuntimeError("HAProxy did not come back: " + self.log_text())
+            time.sleep(0.2)
 
     def start(self, timeout: float = 60.0) -> "S3Server":
         moto = HOWDAH_VENV / "bin" / "moto_server"
@@ -142,7 +162,7 @@ frontend s3
 backend moto
     server moto 127.0.0.1:{self.moto_port}
 """)
-        self._spawn(["haproxy", "-db", "-f", str(cfg)], "haproxy.log")
+        self._haproxy = self._spawn(["haproxy", "-db", "-f", str(cfg)], "haproxy.log")
         deadline = time.monotonic() + timeout
         context = ssl.create_default_context(cafile=str(self.ca_file))
         last: Exception | None = None
@@ -214,3 +234,86 @@ backend moto
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def python() -> str:
+    """A python3 the postgres user can run, with psycopg2."""
+    if _runnable_as_postgres(str(HOWDAH_VENV / "bin" / "python")):
+        return str(HOWDAH_VENV / "bin" / "python")
+    site = sorted((HOWDAH_VENV / "lib").glob("python3*/site-packages"))
+    return f"env PYTHONPATH={site[-1]} /usr/bin/python3"
+
+
+class Rendered:
+    """pgbackrest.conf files rendered by the entrypoint (settings + templates, from Spilo's
+    variables pointing at `s3`), one per node: the repository part is exactly the image's."""
+
+    def __init__(self, s3: S3Server, scope: str, **env: str) -> None:
+        self.s3, self.scope, self.env = s3, scope, env
+        self.dir = Path(tempfile.mkdtemp(prefix="howdah-s3conf-"))
+        os.chmod(self.dir, 0o777)
+        self.shared = self.render(None)
+
+    def render(self, node: AgentNode | None) -> Path:
+        """This cluster's pgbackrest.conf for `node` (or shared by all: pg1-path given per call)."""
+        text = self.files(node)["pgbackrest.conf"]
+        path = self.dir / f"pgbackrest-{node.name if node else 'shared'}.conf"
+        path.write_text(text)
+        os.chmod(path, 0o644)  # the agents run as postgres (a test-only copy of the keys)
+        return path
+
+    def files(self, node: AgentNode | None) -> dict[str, str]:
+        """Every file the entrypoint renders (howdah.yml, pgbackrest*.conf), for `node`."""
+        env = {"SCOPE": self.scope, "WAL_S3_BUCKET": BUCKET, **self.s3.env(), "HOWDAH_RUN_DIR": str(self.dir),
+               "PGUSER_SUPERUSER": "postgres", **self.env}
+        if node is not None:
+            env.update(PGDATA=str(node.data_dir), PGPORT=str(node.pg_port))
+        from howdah.entrypoint import render, settings
+        from howdah.entrypoint.memory import sizing
+
+        s = settings.load(env, settings.Facts(hostname="n", ip="127.0.0.1", memory=sizing(1024 ** 3)))
+        out = {}
+        for name, (text, _mode) in render.render_all(s).items():
+            if node is not None and name.startswith("pgbackrest"):  # the harness's socket directory
+                text = re.sub(r"(?m)^pg1-socket-path=.*$", f"pg1-socket-path={node.workdir}", text)
+            out[name] = text
+        return out
+
+    def cmd(self, conf: Path) -> str:
+        return f"pgbackrest --config={conf} --stanza={self.scope}"
+
+    def archiving(self) -> dict[str, Any]:
+        """extra= for a cluster that archives to and restores WAL from the bucket."""
+        here = '--pg1-path="$PWD"'  # archive and restore commands run in the data directory
+        return {"bootstrap": {"dcs": {"postgresql": {"parameters": {
+            "archive_mode": "on", "archive_command": f"{self.cmd(self.shared)} {here} archive-push %p"}}}},
+            "postgresql": {"recovery_conf": {
+                "restore_command": f'{self.cmd(self.shared)} {here} archive-get %f "%p"'}}}
+
+    def run(self, *argv: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """argv as the postgres user (as the agents run pgBackRest)."""
+        done = subprocess.run(list(argv), user="postgres", group="postgres", capture_output=True, text=True,
+                              timeout=600, cwd=self.dir, env={**os.environ, **(env or {})})
+        if check and done.returncode != 0:
+            raise AssertionError(f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def backups(self) -> list[dict[str, Any]]:
+        out = self.run(*self.cmd(self.shared).split(), "info", "--output=json").stdout
+        entry = next((e for e in json.loads(out) if e["name"] == self.scope), {})
+        return list(entry.get("backup") or [])
+
+    def keeper(self, node: AgentNode, *extra: str, check: bool = True,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """One round of scripts/backup_keeper.py on `node` (--once, plus extra)."""
+        return self.run(*python().split(), str(REPO / "scripts/backup_keeper.py"), f"--config={self.render(node)}",
+                        f"--stanza={self.scope}", f"--api-url={node.api_url}/patroni",
+                        f"--status-file={self.dir / 'status.json'}", "--once", *extra, check=check, env=env)
+
+    def status(self) -> dict[str, Any]:
+        path = self.dir / "status.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -6,14 +6,9 @@ segment back, and the two other nodes are built from that backup: the plain ``pg
 replica method and the WAL-E style ``howdah-restore-replica``."""
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -21,73 +16,12 @@ pytest.importorskip("moto")
 pytest.importorskip("cryptography")
 
 from harness import LocalCluster  # noqa: E402
-from harness.config import HOWDAH_VENV, REPO, _runnable_as_postgres  # noqa: E402
+from harness.config import REPO  # noqa: E402
 from harness.node import AgentNode  # noqa: E402
-from harness.s3 import S3Server  # noqa: E402
+from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
-from howdah.entrypoint import render, settings  # noqa: E402
-from howdah.entrypoint.memory import sizing  # noqa: E402
 
 pytestmark = pytest.mark.local
-BUCKET = "howdah-backups"
-
-
-def python() -> str:
-    """A python3 the postgres user can run, with psycopg2."""
-    if _runnable_as_postgres(str(HOWDAH_VENV / "bin" / "python")):
-        return str(HOWDAH_VENV / "bin" / "python")
-    site = sorted((HOWDAH_VENV / "lib").glob("python3*/site-packages"))
-    return f"env PYTHONPATH={site[-1]} /usr/bin/python3"
-
-
-class Rendered:
-    """pgbackrest.conf files rendered by the entrypoint for the S3 server, one per node."""
-
-    def __init__(self, s3: S3Server, scope: str, **env: str) -> None:
-        self.s3, self.scope, self.env = s3, scope, env
-        self.dir = Path(tempfile.mkdtemp(prefix="howdah-s3conf-"))
-        os.chmod(self.dir, 0o777)
-        self.shared = self.render(None)
-
-    def render(self, node: AgentNode | None) -> Path:
-        env = {"SCOPE": self.scope, "WAL_S3_BUCKET": BUCKET, **self.s3.env(), "HOWDAH_RUN_DIR": str(self.dir),
-               "PGUSER_SUPERUSER": "postgres", **self.env}
-        if node is not None:
-            env.update(PGDATA=str(node.data_dir), PGPORT=str(node.pg_port))
-        s = settings.load(env, settings.Facts(hostname="n", ip="127.0.0.1", memory=sizing(1024 ** 3)))
-        text = render.render_all(s)["pgbackrest.conf"][0]
-        if node is not None:  # the harness's PostgreSQL listens on a socket in its work directory
-            text = re.sub(r"(?m)^pg1-socket-path=.*$", f"pg1-socket-path={node.workdir}", text)
-        path = self.dir / f"pgbackrest-{node.name if node else 'shared'}.conf"
-        path.write_text(text)
-        os.chmod(path, 0o644)  # the agents run as postgres (a test-only copy of the keys)
-        return path
-
-    def cmd(self, conf: Path) -> str:
-        return f"pgbackrest --config={conf} --stanza={self.scope}"
-
-    def archiving(self) -> dict[str, Any]:
-        """extra= for a cluster that archives to and restores WAL from the bucket."""
-        here = '--pg1-path="$PWD"'  # archive and restore commands run in the data directory
-        return {"bootstrap": {"dcs": {"postgresql": {"parameters": {
-            "archive_mode": "on", "archive_command": f"{self.cmd(self.shared)} {here} archive-push %p"}}}},
-            "postgresql": {"recovery_conf": {
-                "restore_command": f'{self.cmd(self.shared)} {here} archive-get %f "%p"'}}}
-
-    def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(list(argv), user="postgres", group="postgres", capture_output=True, text=True,
-                              timeout=600, cwd=self.dir)
-        assert done.returncode == 0, f"{argv} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def backups(self) -> list[dict[str, Any]]:
-        out = self.run(*self.cmd(self.shared).split(), "info", "--output=json").stdout
-        entry = next((e for e in json.loads(out) if e["name"] == self.scope), {})
-        return list(entry.get("backup") or [])
-
-    def keeper(self, node: AgentNode) -> subprocess.CompletedProcess[str]:
-        return self.run(*python().split(), str(REPO / "scripts/backup_keeper.py"), f"--config={self.render(node)}",
-                        f"--stanza={self.scope}", f"--api-url={node.api_url}/patroni", "--once")
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ EXAMPLES: dict[str, tuple[dict[str, str], str]] = {
     "CLONE_TARGET_TIME": (ARCHIVE_CLONE, "2026-01-01 00:00:00+00:00"), "CLONE_TARGET_TIMELINE": (ARCHIVE_CLONE, "current"),
     "WAL_S3_BUCKET": ({}, "backups"), "AWS_ACCESS_KEY_ID": (S3, "AKIA"), "AWS_SECRET_ACCESS_KEY": ({**S3, "AWS_ACCESS_KEY_ID": "AKIA"}, "secret"),
     "AWS_REGION": (S3, "eu-west-1"), "AWS_ENDPOINT": (S3, "https://s3.local:9000"),
-    "AWS_S3_FORCE_PATH_STYLE": (S3, "true"), "BACKUP_NUM_TO_RETAIN": (S3, "3"),
+    "AWS_S3_FORCE_PATH_STYLE": (S3, "true"), "BACKUP_NUM_TO_RETAIN": (S3, "3"), "BACKUP_SCHEDULE": (S3, "30 2 * * *"),
     "WALE_BACKUP_THRESHOLD_MEGABYTES": (S3, "100"), "WALE_BACKUP_THRESHOLD_PERCENTAGE": (S3, "5"),
 }
 
