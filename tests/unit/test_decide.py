@@ -326,3 +326,30 @@ def test_quorum_empty_voters_nobody_but_the_old_leader() -> None:
     v = qview((), 0)
     d = decide(v, local("b", pg(wal=100)), [DOWN, peer("c", 90)], Q_S, NOW)
     assert d.reason == Reason.NO_QUORUM
+
+
+PAUSED = Settings(pause=True)
+
+
+def test_pause_dcs_outage_demotes_nobody() -> None:
+    long_after = NOW + 10 * PAUSED.ttl
+    d = decide(view("b"), local(p=PRIMARY, dcs_ok=False, last_renew=NOW), (), PAUSED, long_after)
+    assert (d.goal, d.reason) == (Goal.KEEP_WAITING, Reason.PAUSED)
+
+
+def test_pause_running_primary_takes_a_free_lock_only() -> None:
+    d = decide(view(None), local(p=PRIMARY), (), PAUSED, NOW)
+    assert d.goal == Goal.PAUSED_TAKE_LOCK
+    assert TRANSITIONS[Goal.PAUSED_TAKE_LOCK] == (Action.ACQUIRE_LOCK,)
+    assert decide(view(None), local(), (), PAUSED, NOW).goal == Goal.PAUSED  # a replica waits
+    other = ClusterView(initialize="43", leader=None, members=MEMBERS, optime=100)
+    assert decide(other, local(p=PRIMARY), (), PAUSED, NOW).goal == Goal.PAUSED  # not ours
+
+
+def test_pause_switchover_promotes_the_handed_lock_and_restarts_the_old_leader() -> None:
+    handed = fo_view("b", leader="a", member="b")
+    assert decide(handed, local(), (), PAUSED, NOW).goal == Goal.PROMOTE_HELD
+    stopped = pg(DataState.PRIMARY, running=False, recovery=False, upstream=None)
+    d = decide(handed, local("a", p=stopped, demoted=True), (), PAUSED, NOW)
+    assert (d.goal, d.target) == (Goal.START_REPLICA, "b")
+    assert decide(handed, local("a", p=stopped), (), PAUSED, NOW).goal == Goal.PAUSED

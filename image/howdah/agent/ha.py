@@ -295,7 +295,7 @@ class Agent:
         a cycle that renews and then blocks is fenced on the new deadline,
         and the watchdog is fed from that renewal."""
         self.lease.publish(self.fence_deadline())
-        if self.mem.last_renew is not None:
+        if self.mem.last_renew is not None and not self.settings.pause:
             self.watchdog.keepalive()
         else:
             self.watchdog.disable()
@@ -310,7 +310,11 @@ class Agent:
 
     def fence_deadline(self) -> float | None:
         """When the fence stops postgres if no renewal came: after the agent's
-        own demotion point (loop_wait + retry_timeout), before the lock expires."""
+        own demotion point (loop_wait + retry_timeout), before the lock expires.
+        Paused: never (as Patroni's watchdog, the fence is off in maintenance mode:
+        the operator runs postgres, a DCS outage or a stopped agent demotes nobody)."""
+        if self.settings.pause:
+            return float("inf")
         deadline = self.lease_deadline()
         if deadline is None:
             return None
@@ -381,6 +385,14 @@ class Agent:
         self.stopping.set()
         self.wake.set()
         self.runner.wait_idle(30)
+        if self.settings.pause:
+            # as Patroni: postgres keeps running and the keys stay (they expire with ttl);
+            # the fence stops first and the lease file keeps "paused" (inf) for a restart
+            log.info("paused: leaving postgres running and the leader key in place")
+            self.fence.stop()
+            self.watchdog.disable()
+            self.callbacks.wait_idle(10)
+            return
         log.info("shutting down: stopping postgres")
         self.mem.state = "stopping"
         self.publish()

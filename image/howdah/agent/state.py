@@ -109,5 +109,5 @@ def to_local(name: str, mem: Memory, pg: PgStatus, task: Any, result: Any,
     return LocalState(
         name=name, pg=pg, task=task, last_result=result, dcs_ok=mem.dcs_ok,
         last_renew=mem.last_renew, was_running=mem.was_running, crash_since=mem.crash_since,
-        tags=tags, rewind_failed=mem.rewind_failed,
+        tags=tags, rewind_failed=mem.rewind_failed, demoted=mem.role == Role.DEMOTED,
     )

@@ -31,6 +31,8 @@ def decide(
     """Choose this cycle's goal.  `view` is the last good DCS view."""
     i_lead = view.leader is not None and view.leader.name == local.name
     if not local.dcs_ok:
+        if settings.pause:  # as Patroni: maintenance mode demotes nobody, DCS or not
+            return Decision(G.KEEP_WAITING, R.PAUSED, "paused: DCS unreachable; demoting nobody")
         return _dcs_lost(local, settings, now)
     if local.task is not None:
         goal = G.LEAD_TASK if i_lead else G.WAIT_TASK
@@ -39,6 +41,9 @@ def decide(
         return _requested(view, local, i_lead)
     if settings.pause:
         named = view.failover.get("member") if view.failover else None
+        if i_lead and named == local.name and local.pg.running and local.pg.in_recovery:
+            # the lock was handed to us by a switchover asked in pause: promote, as Patroni
+            return Decision(G.PROMOTE_HELD, R.SWITCHOVER, "paused: promoting, as the switchover asked")
         if i_lead and named and local.pg.running and not local.pg.in_recovery:
             manual = leader_handover(view, local, peers, settings)
             if manual is not None:  # an operator's switchover to a named member, as in Patroni
@@ -49,6 +54,18 @@ def decide(
                 return manual
         if i_lead:
             return Decision(G.PAUSED_LEAD, R.PAUSED, "paused: keeping the leader lock only")
+        if view.leader is not None and local.demoted and not local.pg.running:
+            # the one exception to "never start postgres in pause" (Patroni's too): the
+            # former leader that stopped for a switchover follows the new one
+            return Decision(G.START_REPLICA, R.SWITCHOVER,
+                            f"paused: starting as a replica of {view.leader.name} after the "
+                            "switchover", view.leader.name)
+        if view.leader is None and local.pg.running and not local.pg.in_recovery and (
+                not view.initialize or local.pg.sysid == view.initialize):
+            # as Patroni: the running primary takes a free lock back (after a DCS outage,
+            # an agent restart), without touching postgres
+            return Decision(G.PAUSED_TAKE_LOCK, R.PAUSED,
+                            "paused: no leader and postgres runs as a primary here: taking the lock")
         return Decision(G.PAUSED, R.PAUSED, "paused: changing nothing")
     early = _uninitialized(view, local, i_lead, settings)
     if early is not None:

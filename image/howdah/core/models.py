@@ -190,6 +190,7 @@ class LocalState:
     basebackup_failures: int = 0
     wall: float = 0.0  # wall-clock seconds, for scheduled switchovers
     request: str | None = None  # "restart", "reload" or "reinitialize" asked through the API
+    demoted: bool = False  # this agent stopped its primary for a switchover (not restarted since)
     # Why this node may not run a primary (its fence cannot run, a required
     # watchdog is missing), or None
     unguarded: str | None = None

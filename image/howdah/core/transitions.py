@@ -67,6 +67,7 @@ class Goal(str, enum.Enum):
     KEEP_WAITING = "keep_waiting"
     PAUSED = "paused"
     PAUSED_LEAD = "paused_lead"
+    PAUSED_TAKE_LOCK = "paused_take_lock"
     LEAD_STANDBY = "lead_standby"
     HAND_OVER = "hand_over"
     LEAD_CLEAR_FAILOVER = "lead_clear_failover"
@@ -145,6 +146,8 @@ TRANSITIONS: dict[Goal, tuple[Action, ...]] = {
     Goal.PAUSED: (),
     # Maintenance mode on the leader: keep the lock only.
     Goal.PAUSED_LEAD: (A.RENEW_LOCK,),
+    # Maintenance mode, no leader, postgres runs as a primary here: take the lock only.
+    Goal.PAUSED_TAKE_LOCK: (A.ACQUIRE_LOCK,),
     # A due switchover: stop postgres (the walsenders ship every last byte to
     # the replicas before it exits), then pass the lock straight to the target.
     Goal.HAND_OVER: (A.RENEW_LOCK, A.STOP_FOR_HANDOVER, A.HAND_LOCK),

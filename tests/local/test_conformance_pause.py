@@ -1,0 +1,89 @@
+"""Pause (maintenance mode) side by side: Patroni 4.1.5 and Howdah from the same YAML.
+
+In one paused two-node cluster of each kind:
+* health answers on the leader and the replica are the same;
+* a scheduled switchover is refused with Patroni's message (400);
+* POST /switchover naming leader and candidate is performed at once (200);
+* a DCS outage longer than ttl demotes nobody, and the primary holds the lock after it;
+* stopping the leader's agent leaves PostgreSQL running (writable) and the leader key.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pytest
+
+from harness import LocalCluster, wait_until
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
+FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
+PATHS = ("/primary", "/replica", "/read-only", "/health", "/liveness", "/readiness", "/leader")
+
+
+def _body(node: Any, path: str) -> dict[str, Any]:
+    code, body = node.api(path)
+    return body if code and isinstance(body, dict) else {}
+
+
+def codes(node: Any) -> dict[str, int]:
+    return {path: node.api(path)[0] for path in PATHS}
+
+
+@pytest.mark.parametrize("kind", [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"])
+def test_pause(kind: str, request: pytest.FixtureRequest,
+               local_cluster: Callable[..., LocalCluster]) -> None:
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(2, kind=kind, **FAST)
+    leader = cluster.wait_leader(180)
+    cluster.wait_streaming(1, 300)
+    replica = next(n for n in cluster.nodes if n is not leader)
+    wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers 200")
+
+    code, _ = leader.api("/config", "PATCH", {"pause": True})
+    assert code == 200
+    for node in cluster.nodes:
+        wait_until(lambda: _body(node, "/patroni").get("pause") is True, 60,
+                   what=f"{node.name} reports pause")
+
+    # health answers in pause
+    assert codes(leader) == {"/primary": 200, "/replica": 503, "/read-only": 200, "/health": 200,
+                             "/liveness": 200, "/readiness": 200, "/leader": 200}, kind
+    assert codes(replica) == {"/primary": 503, "/replica": 200, "/read-only": 200, "/health": 200,
+                              "/liveness": 200, "/readiness": 200, "/leader": 503}, kind
+
+    # a scheduled switchover is refused, an immediate one to a named candidate is done
+    code, body = leader.api("/switchover", "POST", {
+        "leader": leader.name, "candidate": replica.name,
+        "scheduled_at": "2099-01-01T00:00:00+00:00"})
+    assert (code, body) == (400, "Can't schedule switchover in the paused state"), kind
+    code, body = leader.api("/switchover", "POST", {"leader": leader.name,
+                                                     "candidate": replica.name}, timeout=60)
+    assert code == 200, (kind, code, body)
+    new = cluster.wait_leader(120, exclude=[leader.name])
+    assert new is replica
+    old = leader
+    wait_until(lambda: old.role() == "replica", 120, what="the old leader follows")
+
+    # a DCS outage longer than ttl demotes nobody
+    assert cluster.etcd is not None
+    cluster.etcd.freeze()
+    try:
+        time.sleep(FAST["ttl"] + 5)
+        assert new.is_writable(), f"{kind}: the paused primary was demoted by a DCS outage"
+        assert not old.is_writable()
+    finally:
+        cluster.etcd.thaw()
+    wait_until(lambda: cluster.dcs_key("leader") == new.name, 120,
+               what="the paused primary holds the leader key after the outage",
+               details=cluster.dump_logs)
+    assert new.is_writable()
+
+    # stopping the leader's agent leaves postgres running and the leader key in place
+    pid = new.postmaster_pid()
+    assert pid is not None
+    assert new.stop_sigterm(120) == 0
+    assert new.postmaster_pid() == pid
+    assert new.is_writable()
+    assert cluster.dcs_key("leader") == new.name
