@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import urllib3
@@ -570,9 +570,11 @@ class Kubernetes:
         self._ensure_config_service()
         self._upsert(f"{self.scope}-config", {"history": dumps(history)})
 
-    def write_status(self, optime: int, slots: Mapping[str, int]) -> None:
+    def write_status(self, optime: int, slots: Mapping[str, int],
+                     retain: Sequence[str] | None = None) -> None:
         self._upsert(self.leader_object, {"optime": str(optime),
-                                          "slots": dumps(dict(slots)) if slots else None})
+                                          "slots": dumps(dict(slots)) if slots else None,
+                                          "retain_slots": dumps(sorted(retain)) if retain else None})
 
     def write_failsafe(self, members: Mapping[str, str]) -> None:
         self._upsert(self.leader_object, {"failsafe": dumps(dict(members)) if members else None})
