@@ -66,8 +66,15 @@ def healthy(c: LocalCluster) -> AgentNode:
 
 def test_cluster_view(cluster: LocalCluster) -> None:
     leader = healthy(cluster)
-    code, doc = call(leader, "GET", "/cluster", auth=False)
-    assert code == 200 and doc["scope"] == "rest"
+
+    def settled() -> Any:
+        # member keys follow the replicas' own cycles: wait until every replica has reported
+        code, doc = call(leader, "GET", "/cluster", auth=False)
+        members = doc.get("members", []) if code == 200 else []
+        ok = len(members) == 3 and all(m.get("state") == "streaming" for m in members if m.get("role") == "replica")
+        return doc if ok else None
+    doc = wait_for("every member in /cluster with its final state", settled, timeout=60)
+    assert doc["scope"] == "rest"
     roles = {m["name"]: m["role"] for m in doc["members"]}
     assert roles[leader.name] == "leader"
     assert sorted(r for n, r in roles.items() if n != leader.name) == ["replica", "replica"]
