@@ -71,7 +71,8 @@ def test_cluster_view(cluster: LocalCluster) -> None:
         # member keys follow the replicas' own cycles: wait until every replica has reported
         code, doc = call(leader, "GET", "/cluster", auth=False)
         members = doc.get("members", []) if code == 200 else []
-        ok = len(members) == 3 and all(m.get("state") == "streaming" for m in members if m.get("role") == "replica")
+        ok = len(members) == 3 and all("timeline" in m for m in members) and \
+            all(m.get("state") == "streaming" for m in members if m.get("role") == "replica")
         return doc if ok else None
     doc = wait_for("every member in /cluster with its final state", settled, timeout=60)
     assert doc["scope"] == "rest"
