@@ -51,10 +51,10 @@ def project(client: docker.DockerClient, image: str) -> Iterator[Project]:
         proj.compose("up", "-d")
         wait_for("a committed write through the primary port", lambda: sql(
             proj.primary_port, "create table if not exists up_probe(x int); insert into up_probe values (1)") == [],
-            timeout=90, interval=0.2)
+            timeout=240, interval=0.2)
         proj.first_write_seconds = time.monotonic() - started
         print(f"compose up -d -> first committed write through :5000: {proj.first_write_seconds:.1f} s")
-        wait_for("one leader and two streaming replicas", proj.healthy, timeout=90)
+        wait_for("one leader and two streaming replicas", proj.healthy, timeout=240)
         yield proj
     except Exception:
         print(proj.logs())
