@@ -53,6 +53,10 @@ class Executor:
         self._ssn_floor: int | None = None
         self.on_renew: Callable[[], None] = lambda: None  # publishes the fence's deadline
         self.on_acquired: Callable[[], bool] = lambda: True  # arms a watchdog; False: may not lead
+        # republishes the REST snapshot: called when this node stops being the primary,
+        # before postgres stops taking writes, so /primary never answers 200 for a node
+        # that is stepping down
+        self.on_step_down: Callable[[], None] = lambda: None
         self.slots: SlotKeeper | None = None  # set by the agent
         self.tags: dict[str, Any] = {}
         self.api_url = ""  # set by the agent: our /patroni URL, for /failsafe
@@ -116,6 +120,7 @@ class Executor:
         log.info("switchover to %s: stopping postgres", d.target)
         self.mem.role = Role.DEMOTED
         self.mem.state = "stopping"
+        self.on_step_down()
         snap = self.pg.db.snapshot()
         written = snap.wal_position if snap is not None and not snap.in_recovery else None
         # A fast shutdown lets the walsenders ship every last byte to the
@@ -563,6 +568,8 @@ class Executor:
     def demote(self, d: Decision) -> bool:
         self.mem.role = Role.DEMOTED
         self.mem.last_renew = None
+        self.mem.state = "stopping"
+        self.on_step_down()
         margin = max(1.0, self.settings.retry_timeout / 2)
         log.warning("demoting: stopping postgres (fast, %.0fs before immediate)", margin)
         self.pg.stop("fast", timeout=margin)

@@ -75,6 +75,7 @@ class Agent:
         except WatchdogConfigError as exc:
             raise ConfigError(exc.field, exc.message) from None
         self.executor.on_acquired = self._arm_watchdog
+        self.executor.on_step_down = self.publish
         self._dcs_timeout = timeout
         self.api_url = self._api_url()
         self.callbacks.api_base = self.api_url.removesuffix("/patroni")  # role hooks re-check leadership
