@@ -142,7 +142,7 @@ class Project:
 
     def logs(self) -> str:
         parts = []
-        for service in (*NODES, "etcd", "haproxy"):
+        for service in (*NODES, "etcd", "etcd-auth", "haproxy"):
             try:
                 tail = self.container(service).logs(tail=40).decode(errors="replace")
             except (AssertionError, docker.errors.APIError):

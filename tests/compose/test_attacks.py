@@ -4,7 +4,8 @@ An attacker container (the same image, no credentials) on the cluster's network 
 the REST API's unsafe endpoints without or with wrong credentials (PATCH /config with an
 archive_command, POST /restart, /reinitialize, /switchover), hostile bodies with the right
 credentials (NaN, deep nesting, huge numbers, bad Content-Length), PostgreSQL without a
-password and without TLS, and a second container on a node's volume.  The legitimate paths
+password and without TLS, etcd without credentials (read, write, delete, a forged token, root
+by guessing, auth disable, user add) and a second container on a node's volume.  The legitimate paths
 keep working: howdahctl in a node (credentials from the rendered config), the REST API with
 the compose file's credentials, and HAProxy's health checks (the primary port takes writes).
 """
@@ -39,6 +40,20 @@ def call(method, path, body=b"", auth=None, headers=None):
         return [0, repr(exc)]
     finally:
         conn.close()
+def etcd(path, body, token=None):
+    conn = http.client.HTTPConnection("etcd", 2379, timeout=30)
+    hdrs = {"Content-Type": "application/json"}
+    if token:
+        hdrs["Authorization"] = token
+    try:
+        conn.request("POST", path, body=json.dumps(body), headers=hdrs)
+        resp = conn.getresponse()
+        return [resp.status, resp.read().decode(errors="replace")[:300]]
+    except Exception as exc:
+        return [0, repr(exc)]
+    finally:
+        conn.close()
+b64 = lambda s: base64.b64encode(s.encode()).decode()
 def raw(data):
     with socket.create_connection((host, 8008), timeout=30) as sock:
         sock.sendall(data)
@@ -70,6 +85,17 @@ out = {
     "pg_admin_no_password": pg(user="admin"),
     "pg_no_tls": pg(user="postgres", password="postgres", sslmode="disable"),
     "pg_tls": pg(user="postgres", password="postgres", sslmode="require"),
+    "etcd_put_leader": etcd("/v3/kv/put", {"key": b64("/service/demo/leader"), "value": b64("evil")}),
+    "etcd_put_member": etcd("/v3/kv/put", {"key": b64("/service/demo/members/evil"), "value": b64(json.dumps(
+        {"conn_url": "postgres://evil:5432/postgres", "api_url": "http://evil:8008/patroni", "state": "running",
+         "role": "replica", "tags": {"clonefrom": True}}))}),
+    "etcd_delete_leader": etcd("/v3/kv/deleterange", {"key": b64("/service/demo/leader")}),
+    "etcd_read": etcd("/v3/kv/range", {"key": b64("/service/demo/leader")}),
+    "etcd_forged_token": etcd("/v3/kv/put", {"key": b64("/service/demo/leader"), "value": b64("evil")},
+                              token="howdah.1"),
+    "etcd_root_guess": etcd("/v3/auth/authenticate", {"name": "root", "password": "root"}),
+    "etcd_auth_disable": etcd("/v3/auth/disable", {}),
+    "etcd_user_add": etcd("/v3/auth/user/add", {"name": "evil", "password": "evil"}),
     "health": call("GET", "/health"),
     "config_read": call("GET", "/config"),
 }
@@ -104,6 +130,13 @@ def test_attacks_from_another_container_fail(project: Project) -> None:
     assert "no pg_hba.conf entry" in r["pg_no_tls"] and "no encryption" in r["pg_no_tls"], r["pg_no_tls"]
     assert r["pg_tls"] == "connected", r["pg_tls"]
     assert r["health"][0] == 200 and r["config_read"][0] == 200
+    # etcd: no anonymous (or forged-token) read or write, no root by guessing, auth stays on
+    for key in ("etcd_put_leader", "etcd_put_member", "etcd_delete_leader", "etcd_read", "etcd_forged_token",
+                "etcd_root_guess", "etcd_auth_disable", "etcd_user_add"):
+        assert r[key][0] not in (0, 200), (key, r[key])
+    assert wait_for("the same leader", project.healthy, timeout=120) == leader
+    members = node.exec_run(["howdahctl", "list", "-f", "json"]).output.decode()
+    assert "evil" not in members, members
     # nothing changed, nothing restarted, no traceback in the node's log
     assert node.exec_run(["howdahctl", "show-config"]).output.decode() == before
     assert "pwned" not in before
@@ -135,7 +168,8 @@ def test_a_second_container_on_a_nodes_volume_does_not_start_postgresql(project:
     volume = f"{project.name}_{replica}"
     intruder = project.client.containers.run(
         IMAGE, detach=True, network=f"{project.name}_default", labels={"howdah-test": "attacker"},
-        environment={"SCOPE": "demo", "ETCD3_HOST": "etcd:2379", "PGPASSWORD_SUPERUSER": "postgres",
+        environment={"SCOPE": "demo", "ETCD3_HOST": "etcd:2379", "ETCD3_USERNAME": "howdah",
+                     "ETCD3_PASSWORD": "howdah-etcd-demo", "PGPASSWORD_SUPERUSER": "postgres",
                      "PGPASSWORD_STANDBY": "standby", "PGPASSWORD_ADMIN": "admin",
                      "PATRONI_RESTAPI_USERNAME": API_USER, "PATRONI_RESTAPI_PASSWORD": API_PASSWORD},
         volumes={volume: {"bind": "/home/postgres/pgdata", "mode": "rw"}}, hostname=f"{replica}-twin")

@@ -11,7 +11,8 @@ from docker.models.containers import Container
 from .helpers import IMAGE, Project, api, local_psql, sql, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(600)]
-NODE_ENV = {"ETCD3_HOST": "etcd:2379", "PGPASSWORD_SUPERUSER": "postgres", "PGPASSWORD_STANDBY": "standby",
+NODE_ENV = {"ETCD3_HOST": "etcd:2379", "ETCD3_USERNAME": "howdah", "ETCD3_PASSWORD": "howdah-etcd-demo",
+            "PGPASSWORD_SUPERUSER": "postgres", "PGPASSWORD_STANDBY": "standby",
             "PGPASSWORD_ADMIN": "admin",
             "PATRONI_RESTAPI_USERNAME": "howdah", "PATRONI_RESTAPI_PASSWORD": "howdah-demo", "SCOPE": "standby", "STANDBY_HOST": "haproxy", "STANDBY_PORT": "5000"}
 

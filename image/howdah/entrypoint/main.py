@@ -5,6 +5,7 @@
   configured, a local etcd);
 * ``haproxy``: render haproxy.cfg from HAPROXY_* and exec HAProxy;
 * ``render``: validate and render only, print the run directory's files and exit;
+* ``etcd-auth``: turn etcd's authentication on for the agents, once (see etcd_auth.py);
 * anything else (``etcd ...``, ``bash``, ``psql ...``): exec it as given.
 
 A bad variable prints ONE line naming it and the fix, and exits 2 before anything is written.
@@ -15,7 +16,7 @@ import os
 import sys
 from typing import NoReturn, Sequence
 
-from . import credentials, haproxy, render, settings, spilo, system
+from . import credentials, etcd_auth, haproxy, render, settings, spilo, system
 from .errors import EnvError
 
 
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_node()
         elif args[0] == "haproxy":
             run_haproxy(args[1:])
+        elif args[0] == "etcd-auth":
+            sys.exit(etcd_auth.main())
         elif args[0] == "render":
             s = prepare_node()
             for name in sorted(os.listdir(s.run_dir)):
