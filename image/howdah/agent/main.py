@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"howdah: {path or 'environment'}: configuration is valid")
         return 0
     setup_logging(cfg)
+    from howdah.agent import archive_health  # archiving, backups and the volume, for /metrics
+    try:
+        health_cfg = archive_health.ArchiveConfig.from_raw(cfg.raw.get("archive_health"))
+    except archive_health.ArchiveConfigError as exc:
+        print(f"howdah: config error: {exc}", file=sys.stderr)
+        return 2
     from howdah.agent.ha import Agent
     from howdah.api.security import Guard
     from howdah.api.server import RestApiServer
@@ -102,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 agent.wake.set()
 
     threading.Thread(target=watch_api, name="api-watch", daemon=True).start()
+    health = archive_health.start(health_cfg, cfg.data_dir, agent.pg.db.params)
     # Everything loaded so far lives as long as the process: keep it out of
     # the collector's full passes, which would otherwise stall the API thread
     # for milliseconds at a time under a burst of health checks.
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.run()
     finally:
         agent.shutdown()
+        health.stop()
         api.stop()
     logging.getLogger("howdah").info("stopped")
     return agent.exit_code

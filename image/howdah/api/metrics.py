@@ -2,11 +2,17 @@
 
 Names follow Patroni's (``patroni_*`` with ``{scope, name}`` labels) so
 existing dashboards and alerts keep working; ``howdah_*`` ones add what only
-Howdah knows (lease, HA loop age).  Every metric is a gauge: prometheus_client
+Howdah knows (lease, HA loop age, archive health).  Every metric is a gauge: prometheus_client
 would rename a counter to ``*_total``, which Patroni's names do not have.
+
+Archive health (``howdah_archive_*``, ``howdah_backup_*``, ``howdah_repository_*``,
+``howdah_volume_*``, ``howdah_wal_bytes_per_second``) comes from the agent's archive-health
+thread (howdah.agent.archive_health); unknown values are -1, a volume that is not filling has
+``howdah_volume_full_seconds`` +Inf.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Callable, Iterator
 
@@ -14,6 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from howdah.agent import archive_health
+from howdah.agent.archive_health import Health
 from howdah.api.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -103,8 +111,89 @@ class StatusCollector(Collector):
                     int(self._pending()))
 
 
+class ArchiveCollector(Collector):
+    """The archive-health thread's latest snapshot (nothing when the thread is not running)."""
+
+    def __init__(self, get_status: Callable[[], NodeStatus], get_health: Callable[[], Health | None],
+                 wall_clock: Callable[[], float]) -> None:
+        self._get_status, self._get_health, self._wall_clock = get_status, get_health, wall_clock
+
+    def collect(self) -> Iterator[Metric]:
+        h = self._get_health()
+        if h is None or not h.sampled_at:
+            return
+        s = self._get_status()
+        labels = [s.scope, s.name]
+        now = self._wall_clock()
+
+        def gauge(name: str, doc: str, value: float) -> Metric:
+            g = GaugeMetricFamily(name, doc, labels=["scope", "name"])
+            g.add_metric(labels, float(value))
+            return g
+
+        def known(value: float | None) -> float:
+            return -1.0 if value is None else float(value)
+
+        a = h.archiver
+        yield gauge("howdah_archive_active", "1 if this node runs archive_command (archive_mode on and primary, "
+                    "or always).", int(a is not None and a.active))
+        yield gauge("howdah_archive_archived_count", "WAL files archived (pg_stat_archiver.archived_count), "
+                    "-1 if unknown.", known(a.archived_count if a else None))
+        yield gauge("howdah_archive_failed_count", "archive_command failures (pg_stat_archiver.failed_count), "
+                    "-1 if unknown.", known(a.failed_count if a else None))
+        yield gauge("howdah_archive_last_archived_time", "Epoch seconds of the last archived WAL, 0 if none.",
+                    (a.last_archived_time or 0.0) if a else 0.0)
+        yield gauge("howdah_archive_last_failed_time", "Epoch seconds of the last archive_command failure, 0 if "
+                    "none.", (a.last_failed_time or 0.0) if a else 0.0)
+        yield gauge("howdah_archive_last_archived_lsn", "LSN (bytes) where the last archived segment ends, 0 if "
+                    "none.", h.last_archived_lsn)
+        wal = GaugeMetricFamily("howdah_archive_last_archived_wal", "Name of the last archived WAL file (label).",
+                                labels=["scope", "name", "wal"])
+        wal.add_metric([*labels, (a.last_archived_wal or "") if a else ""], 1.0)
+        yield wal
+        failed = GaugeMetricFamily("howdah_archive_last_failed_wal", "Name of the WAL file archive_command last "
+                                   "failed on (label).", labels=["scope", "name", "wal"])
+        failed.add_metric([*labels, (a.last_failed_wal or "") if a else ""], 1.0)
+        yield failed
+        yield gauge("howdah_archive_failing", "1 while archive_command's last attempt failed.",
+                    int(h.failing_since is not None))
+        yield gauge("howdah_archive_failing_seconds", "Seconds archiving has been failing, 0 if it is not.",
+                    h.failing_seconds(now))
+        yield gauge("howdah_archive_pending_segments", "WAL segments waiting for archive_command (.ready).",
+                    h.pending_segments)
+        yield gauge("howdah_archive_pending_oldest_seconds", "Age of the oldest segment waiting, 0 if none.",
+                    max(0.0, now - h.oldest_pending) if h.oldest_pending is not None else 0.0)
+        r = h.repository
+        yield gauge("howdah_repository_ok", "1 if the last read of the backup repository succeeded, -1 if "
+                    "never read.", -1 if r is None else int(r.ok))
+        yield gauge("howdah_repository_checked_time", "Epoch seconds of the last read of the repository.",
+                    r.checked_at if r else 0.0)
+        yield gauge("howdah_repository_size_bytes", "Bytes stored for this stanza (archive and backups), -1 if "
+                    "unknown.", known(r.size_bytes if r else None))
+        yield gauge("howdah_backup_count", "Backups in the repository, -1 if unknown.",
+                    known(r.backups if r and r.ok else None))
+        yield gauge("howdah_backup_newest_time", "Epoch seconds the newest backup ended, 0 if none.",
+                    (r.newest_stop or 0.0) if r else 0.0)
+        yield gauge("howdah_backup_newest_age_seconds", "Seconds since the newest backup ended, -1 if none.",
+                    now - r.newest_stop if r and r.newest_stop else -1.0)
+        failures = h.keeper.get("consecutive_failures")
+        yield gauge("howdah_backup_consecutive_failures", "Scheduled backups failed in a row (backup keeper), -1 "
+                    "if unknown.", known(failures if isinstance(failures, int) else None))
+        yield gauge("howdah_volume_size_bytes", "Size of the filesystem holding pg_wal.", h.volume_size)
+        yield gauge("howdah_volume_available_bytes", "Bytes available on it.", h.volume_available)
+        yield gauge("howdah_volume_growth_bytes_per_second", "Rate its used space grew over the last window.",
+                    h.volume_growth)
+        yield gauge("howdah_volume_full_seconds", "Seconds until it is full at that rate (+Inf if not growing).",
+                    h.seconds_to_full)
+        yield gauge("howdah_wal_bytes_per_second", "WAL written per second over the last window (primary).",
+                    h.wal_rate)
+
+
 def render_metrics(get_status: Callable[[], NodeStatus], clock: Callable[[], float],
-                   pending: Callable[[], bool] = lambda: False) -> bytes:
+                   pending: Callable[[], bool] = lambda: False,
+                   get_health: Callable[[], Health | None] = archive_health.current,
+                   wall_clock: Callable[[], float] = time.time) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(get_status, clock, pending))
+    registry.register(ArchiveCollector(get_status, get_health, wall_clock))
     return generate_latest(registry)

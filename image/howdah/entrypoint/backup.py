@@ -13,7 +13,12 @@ With archiving on (WAL_S3_BUCKET or PGBACKREST=true) the rendered config gets
   full backup whenever this node is a primary whose stanza has none, then a ``BACKUP_TYPE``
   backup (full) at every ``BACKUP_SCHEDULE`` time (cron, UTC; Spilo's default ``00 01 * * *``),
   applies ``BACKUP_NUM_TO_RETAIN`` (and ``BACKUP_RETAIN_DAYS``) after each one and retries a
-  failed one every ``BACKUP_RETRY_INTERVAL`` seconds, recording outcomes in backup-status.json.
+  failed one every ``BACKUP_RETRY_INTERVAL`` seconds, recording outcomes in backup-status.json;
+* ``archive_health`` (Howdah's section, read by the agent's archive-health thread for /metrics):
+  sampled every ``ARCHIVE_CHECK_INTERVAL`` seconds (15), a WARNING after ``ARCHIVE_WARNING_AFTER``
+  seconds (300) of failing archive_command, the repository read every
+  ``REPOSITORY_CHECK_INTERVAL`` seconds (300).  ``PGBACKREST_ARCHIVE_PUSH_QUEUE_MAX`` is refused:
+  it makes pgBackRest drop WAL it cannot push.
 
 The repository is ``PGBACKREST_REPO_PATH`` (default ``$HOME/pgdata/pgbackrest``, inside the
 node's own volume; point every node at one shared volume to restore replicas from it) or S3
@@ -48,6 +53,9 @@ class Backup:
     kind: str = "full"  # BACKUP_TYPE: full, diff or incr
     retain_days: int = 0  # BACKUP_RETAIN_DAYS: also expire full backups older than this (0: off)
     retry_interval: int = 300  # BACKUP_RETRY_INTERVAL: seconds between retries of a failed backup
+    archive_check_interval: int = 15  # ARCHIVE_CHECK_INTERVAL: seconds between archive-health samples
+    archive_warning_after: int = 300  # ARCHIVE_WARNING_AFTER: failing this long -> a WARNING in the log
+    repository_check_interval: int = 300  # REPOSITORY_CHECK_INTERVAL: seconds between repository reads
 
 
 _CRON_CHARS = set("0123456789*,-/")
@@ -75,6 +83,7 @@ def schedule(env: Env) -> str:
 
 
 def from_env(env: Env, home: str) -> Backup:
+    refuse_wal_dropping(env)
     raw = get(env, "REPLICA_METHODS", "pgbackrest,basebackup")
     methods = tuple(m.strip() for m in raw.split(",") if m.strip())
     for method in methods:
@@ -92,7 +101,24 @@ def from_env(env: Env, home: str) -> Backup:
         kind=_kind(env),
         retain_days=values.integer(env, "BACKUP_RETAIN_DAYS", 0),
         retry_interval=values.integer(env, "BACKUP_RETRY_INTERVAL", 300, minimum=1),
+        archive_check_interval=values.integer(env, "ARCHIVE_CHECK_INTERVAL", 15, minimum=1),
+        archive_warning_after=values.integer(env, "ARCHIVE_WARNING_AFTER", 300, minimum=1),
+        repository_check_interval=values.integer(env, "REPOSITORY_CHECK_INTERVAL", 300, minimum=1),
     )
+
+
+# pgBackRest options that make archive-push acknowledge WAL it did not store: PostgreSQL would
+# then recycle segments that are in no archive.  pgBackRest reads PGBACKREST_<OPTION> from the
+# environment archive_command runs in, so they are refused here.
+WAL_DROPPING = {"PGBACKREST_ARCHIVE_PUSH_QUEUE_MAX": "archive-push-queue-max makes pgBackRest drop WAL it "
+                "cannot push (and tell PostgreSQL it was archived)"}
+
+
+def refuse_wal_dropping(env: Env) -> None:
+    for var, why in WAL_DROPPING.items():
+        if get(env, var):
+            raise EnvError(var, why, "unset it: WAL that cannot be archived stays in pg_wal, watch "
+                           "howdah_archive_failing and howdah_volume_full_seconds in /metrics instead")
 
 
 def _kind(env: Env) -> str:
@@ -122,7 +148,11 @@ def agent_fragment(s: Settings) -> dict[str, Any]:
     if not s.pgbackrest:
         return {}
     b = s.backup
-    return {"postgresql": {
+    return {"archive_health": {
+        "interval": b.archive_check_interval, "warn_after": b.archive_warning_after,
+        "repository_interval": b.repository_check_interval,
+        "pgbackrest_config": config_file(s), "stanza": s.scope, "status_file": status_file(s),
+    }, "postgresql": {
         "recovery_conf": {"restore_command": restore_command(s)},
         "create_replica_methods": list(b.methods),
         "pgbackrest": {"command": pgbackrest(s) + " --delta --type=standby restore",
