@@ -73,7 +73,7 @@ def test_clone_from_backup_with_pitr(method: str, name: str) -> None:
 def test_clone_from_backup_without_target_replays_the_whole_archive() -> None:
     spec = agent(CLONE_METHOD="CLONE_WITH_PGBACKREST", CLONE_SCOPE="prod",
                  CLONE_TARGET_TIMELINE="3")["bootstrap"]["clone_with_pgbackrest"]
-    assert "--target-time" not in spec["command"]
+    assert "--target-time=" not in spec["command"]
     assert "recovery_target_time" not in spec["recovery_conf"]
     assert spec["recovery_conf"]["recovery_target_timeline"] == "3"
 

@@ -25,6 +25,7 @@ API_PEM = {"SSL_RESTAPI_CERTIFICATE": PEM, "SSL_RESTAPI_PRIVATE_KEY": PEM.replac
 BASEBACKUP = {"CLONE_METHOD": "CLONE_WITH_BASEBACKUP", "CLONE_HOST": "old-primary", "CLONE_USER": "cloner"}
 ARCHIVE_CLONE = {"CLONE_METHOD": "CLONE_WITH_WALE", "CLONE_SCOPE": "old"}
 S3 = {"WAL_S3_BUCKET": "backups"}
+STANDBY_S3 = {"STANDBY_WAL_S3_BUCKET": "prod-backups"}
 
 # Read when it is needed, by the program named, and never written into a file.
 RUNTIME = {"CLONE_PASSWORD": "bootstrap/clone_with_basebackup.py"}
@@ -74,6 +75,11 @@ EXAMPLES: dict[str, tuple[dict[str, str], str]] = {
     "AWS_REGION": (S3, "eu-west-1"), "AWS_ENDPOINT": (S3, "https://s3.local:9000"),
     "AWS_S3_FORCE_PATH_STYLE": (S3, "true"), "BACKUP_NUM_TO_RETAIN": (S3, "3"), "BACKUP_SCHEDULE": (S3, "30 2 * * *"),
     "WALE_BACKUP_THRESHOLD_MEGABYTES": (S3, "100"), "WALE_BACKUP_THRESHOLD_PERCENTAGE": (S3, "5"),
+    "CLONE_TARGET_INCLUSIVE": ({**ARCHIVE_CLONE, "CLONE_TARGET_TIME": "2026-01-01 00:00:00+00:00"}, "false"),
+    "STANDBY_WAL_S3_BUCKET": ({}, "prod-backups"),
+    "STANDBY_AWS_ACCESS_KEY_ID": ({**STANDBY_S3, "STANDBY_AWS_SECRET_ACCESS_KEY": "s"}, "AKIA"),
+    "STANDBY_AWS_SECRET_ACCESS_KEY": ({**STANDBY_S3, "STANDBY_AWS_ACCESS_KEY_ID": "AKIA"}, "s"),
+    "STANDBY_AWS_REGION": (STANDBY_S3, "eu-west-1"), "STANDBY_AWS_ENDPOINT": (STANDBY_S3, "https://s3.local:9000"),
 }
 
 

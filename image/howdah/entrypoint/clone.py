@@ -9,6 +9,11 @@
   CLONE_SCOPE taken before CLONE_TARGET_TIME from the repository, then let PostgreSQL replay the
   archive up to CLONE_TARGET_TIME and promote (``recovery_conf``, written by the agent into
   postgresql.conf, so no recovery target is left behind in postgresql.auto.conf).
+  ``CLONE_TARGET_INCLUSIVE`` (Spilo's, default true as PostgreSQL's): ``false`` stops just
+  before the target time (``recovery_target_inclusive``).  ``CLONE_TARGET_TIMELINE``
+  (``latest``, ``current`` or a number) is ``recovery_target_timeline``; with a number the
+  restored backup is one taken on that timeline or an earlier one (``--target-timeline``), as
+  a backup from a later timeline cannot recover onto it.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ class Clone:
     user: str = ""
     target_time: str = ""
     target_timeline: str = "latest"
+    target_inclusive: bool | None = None  # CLONE_TARGET_INCLUSIVE; None: not set (PostgreSQL's default, on)
     repo: Repo | None = None  # the source's object storage (CLONE_WAL_S3_BUCKET, ... or the cluster's own)
 
     @property
@@ -79,7 +85,9 @@ def from_env(env: Env, scope: str, replication_user: str) -> Clone | None:
         source_repo = repository(env, source_scope, "CLONE_") or repository(env, source_scope)
     clone = Clone(method=method, scope=source_scope, host=get(env, "CLONE_HOST"),
                   port=values.port(env, "CLONE_PORT", 5432), user=get(env, "CLONE_USER", replication_user),
-                  target_time=target_time(env), target_timeline=timeline, repo=source_repo)
+                  target_time=target_time(env), target_timeline=timeline, repo=source_repo,
+                  target_inclusive=values.boolean(env, "CLONE_TARGET_INCLUSIVE", True)
+                  if get(env, "CLONE_TARGET_INCLUSIVE") else None)
     if not clone.from_backup and not clone.host:
         raise EnvError("CLONE_HOST", f"not set while CLONE_METHOD is {raw}", "set it to the host of the cluster to clone")
     if clone.from_backup and not clone.scope:
@@ -108,4 +116,8 @@ def agent_fragment(s: Settings) -> dict[str, Any]:
     if c.target_time:
         command += f" --target-time='{c.target_time}'"
         recovery["recovery_target_time"] = c.target_time
+        if c.target_inclusive is not None:
+            recovery["recovery_target_inclusive"] = c.target_inclusive
+    if c.target_timeline.isdigit():
+        command += f" --target-timeline={c.target_timeline}"
     return {"bootstrap": {"method": c.method, c.method: {"command": command, "recovery_conf": recovery}}}

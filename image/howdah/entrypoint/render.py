@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
-from . import backup, callbacks, clone
+from . import backup, callbacks, clone, standby
 from .errors import EnvError
 from .merge import MergeError, deep_merge
 from .settings import Settings
@@ -57,6 +57,7 @@ def agent_config(s: Settings, env: jinja2.Environment) -> dict[str, Any]:
     )
     config: dict[str, Any] = yaml.safe_load(text)
     config = deep_merge(deep_merge(config, backup.agent_fragment(s)), clone.agent_fragment(s))
+    config = deep_merge(config, standby.agent_fragment(s))
     callbacks.apply(config, s.hooks)  # before the overlays, which may still set callbacks
     for variable, overlay in s.overlays:
         try:
@@ -121,6 +122,11 @@ def render_all(s: Settings, directory: Path | None = None) -> Files:
         files["pgbackrest-clone.conf"] = (env.get_template("pgbackrest.conf.j2").render(
             s=s, repo=s.clone.repo, stanza=s.clone.scope, own=False,
             why=f"The cluster this one is cloned from (CLONE_SCOPE {s.clone.scope}): read, never written."), 0o600)
+    if s.standby_source and s.standby_source.repo:
+        files["pgbackrest-standby.conf"] = (env.get_template("pgbackrest.conf.j2").render(
+            s=s, repo=s.standby_source.repo, stanza=s.standby_source.scope, own=False,
+            why=f"The cluster this standby cluster follows (STANDBY_SCOPE {s.standby_source.scope}): read, never written."),
+            0o600)
     if s.pgbouncer:
         where = "" if s.pgbouncer_dir == s.run_dir else s.pgbouncer_dir + "/"  # names are relative to run_dir
         if isinstance(s.pgbouncer_settings, str):  # Spilo's whole pgbouncer.ini, as given

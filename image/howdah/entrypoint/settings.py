@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import yaml
 
-from . import backup, callbacks, clone, cron, dcs, pgversion as pgmajor, repo, tls, values
+from . import backup, callbacks, clone, cron, dcs, pgversion as pgmajor, repo, standby as standby_env, tls, values
 from .errors import EnvError
 from .memory import MemorySizing
 from .repo import Repo
@@ -90,6 +90,7 @@ class Settings:
     hooks: callbacks.Hooks = field(default_factory=callbacks.Hooks)  # CALLBACK_SCRIPT, VIP, AWS
     backup: backup.Backup = field(default_factory=backup.Backup)  # pgBackRest methods, keeper
     clone: clone.Clone | None = None  # CLONE_METHOD
+    standby_source: standby_env.Standby | None = None  # STANDBY_HOST and/or STANDBY_WAL_S3_BUCKET (standby.py)
     notes: tuple[str, ...] = ()  # INFO/WARNING lines the entrypoint prints (how variables were mapped)
 
     @property
@@ -156,17 +157,6 @@ def _is_ini(text: str) -> bool:
                for line in text.splitlines())
 
 
-def _standby_cluster(env: Env) -> dict[str, Any]:
-    host = get(env, "STANDBY_HOST")
-    if not host:
-        return {}
-    result: dict[str, Any] = {"host": host, "port": values.port(env, "STANDBY_PORT", 5432)}
-    slot = get(env, "STANDBY_PRIMARY_SLOT_NAME")
-    if slot:
-        result["primary_slot_name"] = slot
-    return result
-
-
 def load(env: Env, facts: Facts) -> Settings:
     """Validate the environment; raises EnvError on the first bad variable."""
     home = get(env, "PGHOME", get(env, "HOME_DIR", DEFAULT_HOME))
@@ -190,6 +180,9 @@ def load(env: Env, facts: Facts) -> Settings:
     namespace = get(env, "NAMESPACE", "/service/")
     run_dir = get(env, "HOWDAH_RUN_DIR", DEFAULT_RUN_DIR)
     connect_host = get(env, "POD_IP", facts.ip)
+    standby_source = standby_env.from_env(env, scope)
+    if standby_source is not None and standby_source.repo is not None:
+        notes += standby_source.repo.notes
     return Settings(
         scope=scope,
         name=name,
@@ -227,7 +220,8 @@ def load(env: Env, facts: Facts) -> Settings:
         log_to_stdout=values.boolean(env, "LOG_TO_STDOUT"),
         crontab=_crontab(env),
         cert_reload=values.boolean(env, "SSL_TEST_RELOAD", any(get(env, n) for n in _CERT_VARIABLES)),
-        standby_cluster=_standby_cluster(env),
+        standby_cluster=standby_source.section() if standby_source else {},
+        standby_source=standby_source,
         stop_timeout=values.integer(env, "HOWDAH_STOP_TIMEOUT", 50, minimum=5),
         overlays=overlays,
         hooks=callbacks.from_env(env),
