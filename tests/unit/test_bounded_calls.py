@@ -23,6 +23,7 @@ def agent(last_renew: float | None, now: float) -> SimpleNamespace:
     s = Settings(ttl=30, loop_wait=10, retry_timeout=10)
     return SimpleNamespace(settings=s, mem=SimpleNamespace(last_renew=last_renew), dcs=Dcs(),
                            clock=lambda: now, _dcs_timeout=5.0,
+                           failsafe=SimpleNamespace(leading_until=None),
                            _request_timeout=Agent._request_timeout)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from howdah.agent.bootstrap import Bootstrapper
@@ -301,6 +302,8 @@ class Executor:
             members[self.pg.name] = self.api_url
         if members and members != dict(self.mem.view.failsafe or {}):
             self.dcs.write_failsafe(members)
+            # what we wrote is what a DCS outage starting now must go by (as Patroni)
+            self.mem.view = replace(self.mem.view, failsafe=members)
 
     def sync_slots(self, d: Decision) -> bool:
         """The leader's slots (agent/slots.py); a failure never stops the row."""
@@ -510,6 +513,14 @@ class Executor:
             # on replaying, from the remote primary instead of the old leader
             self.follow_remote(d)
             self.announce(Role.STANDBY_LEADER)
+            return True
+        now = self.pg.observe()
+        if now.running and not now.in_recovery:
+            # a primary that kept running without the lock (failsafe mode through a DCS
+            # outage) took the key back: nothing to promote, no new timeline, no history
+            log.info("took the leader lock back: postgres already runs as the primary")
+            self.mem.role = Role.PRIMARY
+            self.mem.state = "running"
             return True
         self._ssn_floor = None
         if self.settings.synchronous_mode and not self._sync_before_promote():

@@ -59,6 +59,7 @@ class Control:
         self._wake = wake
         self._lock = threading.Lock()
         self._pending: Ticket | None = None
+        self.failsafe: Any = None  # howdah.agent.failsafe.Failsafe, set by the agent
 
     def view(self) -> ClusterView:
         return self._get_view()

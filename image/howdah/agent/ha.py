@@ -12,6 +12,7 @@ from howdah.agent.actions import Executor
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
 from howdah.agent.control import Control
+from howdah.agent.failsafe import Failsafe, auth_headers, confirm
 from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers, pool_from_config
 from howdah.agent.slots import SlotKeeper
@@ -86,6 +87,9 @@ class Agent:
             self.peer_pool = pool_from_config(cfg.restapi, ctl if isinstance(ctl, dict) else {})
         except ValueError as exc:
             raise ConfigError(getattr(exc, "field", "ctl"), str(exc).split(": ", 1)[-1]) from None
+        self.failsafe = Failsafe(clock)
+        self.failsafe_headers = auth_headers(cfg.restapi, ctl if isinstance(ctl, dict) else {})
+        self.control.failsafe = self.failsafe
 
     # ---- configuration -------------------------------------------------------
     def _settings(self, view: ClusterView) -> Settings:
@@ -168,6 +172,8 @@ class Agent:
             left = self.mem.last_renew + self.settings.demote_after - self.clock()
             hosts = max(1, len(str(getattr(self.dcs, "where", "")).split(",")))
             timeout = max(0.2, min(normal, left / (2 * hosts)))
+            if self.failsafe.leading_until is not None:
+                timeout = min(timeout, 1.0)  # failsafe: only probe for the DCS's return
         if timeout != self._dcs_timeout:
             self.dcs.set_timeout(timeout)
             self._dcs_timeout = timeout
@@ -176,6 +182,7 @@ class Agent:
         self.bound_dcs()
         view, _ = self.observe()
         pg = self.pg.observe()
+        confirmed = self._failsafe_round(pg)
         now = self.clock()  # after the reads: a slow DCS must not make the demotion late
         task, result = self.runner.current(), self.runner.take_result()
         if result is not None and result.kind == TaskKind.START and result.ok:
@@ -197,7 +204,9 @@ class Agent:
         self.executor.ticket = ticket
         local = replace(to_local(self.cfg.name, self.mem, pg, task, result, self.tags),
                         wall=time.time(), request=ticket.kind.value if ticket else None,
-                        unguarded=self.unguarded())
+                        unguarded=self.unguarded(), failsafe=confirmed,
+                        failsafe_leader=self.failsafe.leader(self.settings.ttl)
+                        if self.settings.failsafe_mode else None)
         decision = decide(view, local, peers, self.settings, now)
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)
@@ -215,6 +224,35 @@ class Agent:
             self.slots.not_leading()
         self._after(view)
         return decision
+
+    def _failsafe_round(self, pg: Any) -> str | None:
+        """failsafe_mode, DCS unreachable, a running primary that held the lease:
+        ask every member of /failsafe (agent/failsafe.py).  When all accept, the
+        round counts as a renewal sent when the round started (lease, fence and
+        watchdog move on); returns who confirmed, or None."""
+        s = self.settings
+        if self.mem.dcs_ok or not s.failsafe_mode or s.pause or not pg.running \
+                or pg.in_recovery or self.mem.last_renew is None:
+            if self.failsafe.leading_until is not None:
+                log.info("failsafe mode is over: %s", "the DCS answers again" if self.mem.dcs_ok
+                         else "no longer a primary holding the lease")
+            self.failsafe.reset()
+            return None
+        body = {"name": self.cfg.name, "conn_url": self.conn_url, "api_url": self.api_url}
+        sent = self.clock()
+        rnd = confirm(self.mem.view.failsafe or {}, self.cfg.name, body, self.peer_pool,
+                      self.failsafe_headers)
+        was = self.failsafe.leading_until is not None
+        self.failsafe.confirmed(sent, s.ttl, rnd)
+        if not rnd.ok:
+            log.warning("failsafe mode: not every member of /failsafe confirmed this primary "
+                        "(%s): no renewal", rnd.summary())
+            return None
+        if not was:
+            log.warning("DCS unreachable: failsafe mode active, %s", rnd.summary())
+        self.mem.last_renew = max(self.mem.last_renew, sent)
+        self.publish_lease()
+        return rnd.summary()
 
     def _replica_slots(self, view: ClusterView, pg: Any) -> None:
         """A replica's slots follow the leader's (agent/slots.py); permanent logical
@@ -323,9 +361,11 @@ class Agent:
 
     def publish(self, pg: Any = None) -> None:
         pg = pg if pg is not None else self.pg.observe()
-        self.status = node_status(self.cfg.name, self.cfg.scope, self.mem, pg,
-                                  self.pg.last_snapshot if pg.running else None,
-                                  self.settings, self.tags, self.lease_deadline())
+        status = node_status(self.cfg.name, self.cfg.scope, self.mem, pg,
+                             self.pg.last_snapshot if pg.running else None,
+                             self.settings, self.tags, self.lease_deadline())
+        active = self.settings.failsafe_mode and self.failsafe.active(self.settings.ttl)
+        self.status = replace(status, failsafe_active=active) if active else status
 
     # ---- running -------------------------------------------------------------
     def sleep(self, started: float) -> None:

@@ -90,7 +90,8 @@ class StatusCollector(Collector):
                     s.server_version or 0)
         yield gauge("patroni_cluster_unlocked", "1 if nobody holds the leader lock, 0 otherwise.",
                     int(s.cluster_unlocked))
-        yield gauge("patroni_failsafe_mode_is_active", "1 if failsafe mode is active, 0 otherwise.", 0)
+        yield gauge("patroni_failsafe_mode_is_active", "1 if failsafe mode is active, 0 otherwise.",
+                    int(s.failsafe_active))
         yield gauge("patroni_postgres_timeline", "Postgres timeline, 0 if not running.", s.timeline or 0)
         yield gauge("patroni_dcs_last_seen", "Epoch seconds of the last successful DCS read.",
                     s.dcs_last_seen)

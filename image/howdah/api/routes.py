@@ -11,12 +11,13 @@ from typing import Any, Mapping
 
 from howdah.agent.control import Control
 from howdah.api.app import Route
-from howdah.api.base import ControlHandler, Deps
+from howdah.api.base import ControlHandler, Deps, TextReply
 from howdah.api.config_api import ConfigHandler
 from howdah.api.requests import (
     ReinitializeHandler, ReloadHandler, RestartHandler, RestartSchedule,
 )
 from howdah.api.security import Guard
+from howdah.api.status import PRIMARY
 from howdah.api.switchover import FailoverHandler, SwitchoverHandler
 from howdah.api.views import ClusterRead, cluster_json, history_json, read_cluster
 from howdah.dcs.base import DcsError
@@ -70,6 +71,29 @@ class FailsafeHandler(ControlHandler):
             self.write_json(200, dict(failsafe))
         else:
             self.write_json(502, {"error": "failsafe_mode is not enabled"})
+
+    def post(self) -> None:
+        """POST /failsafe from a leader running without the DCS (authenticated as every
+        action, in prepare): 200 "Accepted" with our WAL position in the ``lsn``
+        header, and this node follows that leader without racing for ttl; 500
+        "Running as a leader" on a primary; 502 when failsafe_mode is off."""
+        failsafe = getattr(self.control, "failsafe", None)
+        if not self.control.settings().failsafe_mode or failsafe is None:
+            self.write_text(502, "failsafe_mode is not enabled")
+            return
+        body = self.json_body()
+        name = body.get("name")
+        if not isinstance(name, str) or not name:
+            raise TextReply(400, "name must be the sending leader's member name")
+        status = self.control.status()
+        if status.pg_running and status.role == PRIMARY:
+            self.write_text(500, "Running as a leader")
+            return
+        failsafe.accept(body)
+        lsn = max(status.received_location or 0, status.replayed_location or 0)
+        if lsn:
+            self.set_header("lsn", str(lsn))
+        self.write_text(200, "Accepted")
 
 
 class ScheduledRestartView(ControlHandler):

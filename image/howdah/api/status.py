@@ -88,6 +88,9 @@ class NodeStatus:
     # From the dynamic config; the default lag limit of /readiness.
     maximum_lag_on_failover: int = DEFAULT_MAXIMUM_LAG_ON_FAILOVER
     dcs_ok: bool = False
+    # failsafe_mode: a leader running on its members' confirmations without the DCS,
+    # or a replica such a leader asked within ttl (POST /failsafe)
+    failsafe_active: bool = False
     patroni_version: str = COMPAT_VERSION
     howdah_version: str = __version__
 
@@ -210,6 +213,8 @@ class NodeStatus:
             doc["pause"] = True
         if unlocked:
             doc["cluster_unlocked"] = True
+        if self.failsafe_active:
+            doc["failsafe_mode_is_active"] = True
         doc["dcs_last_seen"] = self.dcs_last_seen
         if self.tags:
             doc["tags"] = dict(self.tags)

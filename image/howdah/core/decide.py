@@ -11,6 +11,7 @@ from howdah.core.models import (
     failover_allowed,
     priority_of,
 )
+from howdah.core.failsafe import hold_race, keep_leading
 from howdah.core.manual import leader_handover, manual_race
 from howdah.core.ranking import Candidate, better_peers, from_peer
 from howdah.core.settings import Settings
@@ -94,6 +95,9 @@ def _requested(view: ClusterView, local: LocalState, i_lead: bool) -> Decision:
 
 def _dcs_lost(local: LocalState, settings: Settings, now: float) -> Decision:
     primary = local.pg.running and not local.pg.in_recovery
+    kept = keep_leading(local, settings) if primary else None
+    if kept is not None:
+        return kept
     if primary and local.last_renew is not None:
         waited = now - local.last_renew
         if waited >= settings.demote_after:
@@ -218,6 +222,9 @@ def _no_leader(
     manual = manual_race(view, local)
     if manual is not None and not primary:
         return manual
+    held = None if primary else hold_race(view, local, settings)
+    if held is not None:
+        return held
     if not primary:
         if not settings.synchronous_quorum and not may_promote(
                 local.name, view.sync_leader, view.sync_standbys, settings.synchronous_mode):

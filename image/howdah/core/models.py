@@ -194,3 +194,7 @@ class LocalState:
     # Why this node may not run a primary (its fence cannot run, a required
     # watchdog is missing), or None
     unguarded: str | None = None
+    # failsafe_mode: who confirmed this primary this cycle while the DCS is unreachable
+    # ("confirmed by n2, n3"), and the leader that sent us POST /failsafe within ttl
+    failsafe: str | None = None
+    failsafe_leader: str | None = None

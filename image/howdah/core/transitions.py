@@ -206,6 +206,8 @@ class Reason(str, enum.Enum):
     REFUSED = "refused"
     PAUSED = "paused"
     UNGUARDED = "unguarded"
+    FAILSAFE = "failsafe"
+    NOT_IN_FAILSAFE = "not_in_failsafe"
 
 
 @dataclass(frozen=True)

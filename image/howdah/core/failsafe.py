@@ -1,0 +1,41 @@
+"""Failsafe mode in the decision (pure): what changes when ``failsafe_mode`` is on.
+
+- A primary that cannot reach the DCS keeps running while every member of the
+  ``/failsafe`` key confirmed it this cycle (``local.failsafe`` says by whom);
+  without that confirmation the usual rule applies (demote once the lease is
+  older than loop_wait + retry_timeout).
+- With no leader key, a replica that got ``POST /failsafe`` within ttl
+  (``local.failsafe_leader``) follows that leader and does not race, and a
+  member missing from a non-empty ``/failsafe`` key never races (it is unknown
+  to the leader that may still run a primary without the DCS).
+"""
+from __future__ import annotations
+
+from howdah.core.models import ClusterView, LocalState
+from howdah.core.settings import Settings
+from howdah.core.transitions import Decision, Goal, Reason
+
+
+def keep_leading(local: LocalState, settings: Settings) -> Decision | None:
+    """DCS unreachable on a running primary: keep it while the round confirmed."""
+    if not settings.failsafe_mode or local.failsafe is None:
+        return None
+    return Decision(Goal.KEEP_WAITING, Reason.FAILSAFE,
+                    f"DCS unreachable; failsafe mode: running as the primary, {local.failsafe}")
+
+
+def hold_race(view: ClusterView, local: LocalState, settings: Settings) -> Decision | None:
+    """No leader key, a running replica: the failsafe rules that keep it from racing."""
+    if not settings.failsafe_mode:
+        return None
+    pinged = local.failsafe_leader
+    if pinged is not None and pinged != local.name:
+        return Decision(Goal.STAY_BEHIND, Reason.FAILSAFE,
+                        f"no leader key, but {pinged} runs in failsafe mode and asked us "
+                        "within ttl: following it, not racing", pinged)
+    members = view.failsafe
+    if members and local.name not in members:
+        return Decision(Goal.STAY_BEHIND, Reason.NOT_IN_FAILSAFE,
+                        "no leader, but this member is not in the /failsafe key ("
+                        + ", ".join(sorted(members)) + "): not racing")
+    return None
