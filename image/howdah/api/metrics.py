@@ -9,11 +9,15 @@ Archive health (``howdah_archive_*``, ``howdah_backup_*``, ``howdah_repository_*
 ``howdah_volume_*``, ``howdah_wal_bytes_per_second``) comes from the agent's archive-health
 thread (howdah.agent.archive_health); unknown values are -1, a volume that is not filling has
 ``howdah_volume_full_seconds`` +Inf.
+
+Restore drills (``howdah_backup_drill_*``) come from the drill status file that
+``howdahctl backup verify`` writes on the node it ran on (howdah.backup.record).
 """
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from howdah.agent import archive_health
 from howdah.agent.archive_health import Health
+from howdah.backup import record
 from howdah.api.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -190,6 +195,55 @@ class ArchiveCollector(Collector):
                     h.wal_rate)
 
 
+class DrillCollector(Collector):
+    """The restore drills run on this node (``howdahctl backup verify``), from the drill status
+    file (howdah.backup.record); nothing before the first drill."""
+
+    def __init__(self, get_status: Callable[[], NodeStatus], path: Callable[[], Path]) -> None:
+        self._get_status, self._path = get_status, path
+
+    def collect(self) -> Iterator[Metric]:
+        state = record.load(self._path())
+        last = state.get("last")
+        if not isinstance(last, dict):
+            return
+        s = self._get_status()
+        labels = [s.scope, s.name]
+
+        def gauge(name: str, doc: str, value: object) -> Metric:
+            g = GaugeMetricFamily(name, doc, labels=["scope", "name"])
+            g.add_metric(labels, _number(value))
+            return g
+
+        passed = state.get("last_passed")
+        passed = passed if isinstance(passed, dict) else {}
+        yield gauge("howdah_backup_drill_last_passed", "1 if the last restore drill passed, 0 if it failed.",
+                    int(last.get("result") == "passed"))
+        yield gauge("howdah_backup_drill_last_time", "Epoch seconds the last restore drill ended.",
+                    _epoch(last.get("finished_at")))
+        yield gauge("howdah_backup_drill_last_duration_seconds", "Seconds the last restore drill took.",
+                    last.get("seconds"))
+        yield gauge("howdah_backup_drill_last_restore_seconds", "Seconds its pgbackrest restore took.",
+                    last.get("restore_seconds"))
+        yield gauge("howdah_backup_drill_last_replay_seconds", "Seconds its WAL replay and start took.",
+                    last.get("replay_seconds"))
+        yield gauge("howdah_backup_drill_last_success_time", "Epoch seconds the last passing drill ended, 0 if none.",
+                    _epoch(passed.get("finished_at")))
+        yield gauge("howdah_backup_drill_consecutive_failures", "Restore drills failed in a row.",
+                    state.get("consecutive_failures"))
+        info = GaugeMetricFamily("howdah_backup_drill_info", "The backup set the last restore drill restored.",
+                                 labels=["scope", "name", "backup", "result"])
+        info.add_metric([*labels, str(last.get("backup") or ""), str(last.get("result") or "")], 1.0)
+        yield info
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def render_metrics(get_status: Callable[[], NodeStatus], clock: Callable[[], float],
                    pending: Callable[[], bool] = lambda: False,
                    get_health: Callable[[], Health | None] = archive_health.current,
@@ -197,4 +251,5 @@ def render_metrics(get_status: Callable[[], NodeStatus], clock: Callable[[], flo
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(get_status, clock, pending))
     registry.register(ArchiveCollector(get_status, get_health, wall_clock))
+    registry.register(DrillCollector(get_status, record.status_path))
     return generate_latest(registry)

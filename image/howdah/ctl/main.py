@@ -8,12 +8,12 @@ from types import ModuleType
 from typing import NoReturn, Sequence
 
 from . import dsn, edit_config, failover, history, listing, pause, query  # noqa: I001
-from . import reinit, reload, remove, restart, show_config, switchover
+from . import backup, reinit, reload, remove, restart, show_config, switchover
 from .context import Ctx
 from .errors import CtlError
 
 COMMANDS: tuple[ModuleType, ...] = (listing, switchover, failover, restart, reload, reinit,
-                                    edit_config, show_config, pause, history, dsn, query, remove)
+                                    edit_config, show_config, pause, history, dsn, query, remove, backup)
 
 
 class Parser(argparse.ArgumentParser):
