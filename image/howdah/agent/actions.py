@@ -126,7 +126,9 @@ class Executor:
         written = snap.wal_position if snap is not None and not snap.in_recovery else None
         # A fast shutdown lets the walsenders ship every last byte to the
         # replicas (and wait for their flush) before postgres exits.
-        ok = self.pg.stop("fast", timeout=max(10.0, float(self.settings.retry_timeout)))
+        limit = self.settings.stop_timeout  # primary_stop_timeout, synchronous mode only
+        ok = self.pg.stop("fast", timeout=limit or max(10.0, float(self.settings.retry_timeout)),
+                          abort_after=limit or 30.0)
         self.mem.state = "stopped"
         self.announce(Role.DEMOTED)
         if not ok:
@@ -582,8 +584,11 @@ class Executor:
         self.mem.state = "stopping"
         self.on_step_down()
         margin = max(1.0, self.settings.retry_timeout / 2)
+        limit = self.settings.stop_timeout  # primary_stop_timeout, synchronous mode only
+        if limit is not None:
+            margin = min(margin, limit)
         log.warning("demoting: stopping postgres (fast, %.0fs before immediate)", margin)
-        self.pg.stop("fast", timeout=margin)
+        self.pg.stop("fast", timeout=margin, abort_after=limit or 30.0)
         self.mem.state = "stopped"
         self.announce(Role.DEMOTED)
         return True

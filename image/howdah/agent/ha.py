@@ -22,11 +22,12 @@ from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
 from howdah.api.status import NodeStatus
 from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
-from howdah.core.models import ClusterView, PeerStatus, Role, TaskKind
+from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind
 from howdah.core.settings import Settings, SettingsError, build_settings
 from howdah.core.transitions import Decision, Goal
 from howdah.dcs.base import DcsError
 from howdah.dcs import open_dcs
+from howdah.pg import diverge
 from howdah.pg.instance import Instance
 
 log = logging.getLogger("howdah.ha")
@@ -206,7 +207,8 @@ class Agent:
                         wall=time.time(), request=ticket.kind.value if ticket else None,
                         unguarded=self.unguarded(), failsafe=confirmed,
                         failsafe_leader=self.failsafe.leader(self.settings.ttl)
-                        if self.settings.failsafe_mode else None)
+                        if self.settings.failsafe_mode else None,
+                        diverged=self._diverged(view, pg, task))
         decision = decide(view, local, peers, self.settings, now)
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)
@@ -307,6 +309,21 @@ class Agent:
                 self.dcs.touch_member(data, self.settings.ttl)
             except DcsError as exc:
                 log.warning("could not update the member key: %s", exc)
+
+    def _diverged(self, view: ClusterView, pg: Any, task: Any) -> bool | None:
+        """remove_data_directory_on_diverged_timelines: before postgres starts to
+        follow the leader, whether its data left the leader's timeline (then it
+        could never stream).  Not checked where a rewind is due instead."""
+        s = self.settings
+        leader = view.leader_member
+        if not s.remove_data_directory_on_diverged_timelines or s.standby_cluster is not None \
+                or pg.running or task is not None or not self.mem.dcs_ok or leader is None \
+                or leader.name == self.cfg.name or not leader.conn_url \
+                or leader.role not in ("primary", "master") \
+                or pg.data in (DataState.EMPTY, DataState.UNKNOWN) \
+                or (s.use_pg_rewind and pg.data in (DataState.PRIMARY, DataState.CRASHED_PRIMARY)):
+            return None
+        return diverge.check(self.pg.paths, leader.conn_url, self.pg.replication, self.pg.pgpass)
 
     def unguarded(self) -> str | None:
         """Why this node may not run a primary now, or None."""
@@ -438,7 +455,11 @@ class Agent:
         self.mem.state = "stopping"
         self.publish()
         role = self.mem.role.value
-        self.pg.stop("fast", timeout=max(self.settings.retry_timeout, 30))
+        limit = self.settings.stop_timeout  # primary_stop_timeout, synchronous mode only
+        if limit is not None:
+            log.info("primary_stop_timeout: aborting the stop after %.0fs", limit)
+        self.pg.stop("fast", timeout=limit or max(self.settings.retry_timeout, 30),
+                     abort_after=limit or 30.0)
         self.callbacks.fire("on_stop", role)
         try:
             if self.dcs.release_leader():

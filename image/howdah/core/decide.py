@@ -16,6 +16,7 @@ from howdah.core.manual import leader_handover, manual_race
 from howdah.core.ranking import Candidate, better_peers, from_peer
 from howdah.core.settings import Settings
 from howdah.core.sync import may_promote
+from howdah.core.timeline import cluster_timeline
 from howdah.core.transitions import Decision, Goal, Reason
 
 G, R = Goal, Reason
@@ -242,6 +243,9 @@ def _no_leader(
                     f"no leader, but my lag {lag} exceeds maximum_lag_on_failover "
                     f"{settings.maximum_lag_on_failover}",
                 )
+        behind = _timeline_behind(view, local, settings)
+        if behind is not None:
+            return Decision(G.STAY_BEHIND, R.TIMELINE_BEHIND, behind)
     me = Candidate(
         name=local.name,
         reachable=True,
@@ -274,6 +278,20 @@ def _no_leader(
                         f"no leader, I am the healthiest with {votes} of {need} quorum votes: "
                         "taking the lock")
     return Decision(G.RACE, R.HEALTHIEST, "no leader and I am the healthiest: taking the lock")
+
+
+def _timeline_behind(view: ClusterView, local: LocalState, settings: Settings) -> str | None:
+    """check_timeline, as Patroni: a replica on an older timeline than the one
+    /history says the cluster reached missed a failover and must not lead."""
+    if not settings.check_timeline or settings.standby_cluster is not None:
+        return None
+    mine, cluster = local.pg.timeline, cluster_timeline(view.history)
+    if mine <= 0:
+        return "no leader, but my timeline is unknown (check_timeline)"
+    if mine < cluster:
+        return (f"no leader, but my timeline {mine} is behind the cluster's timeline "
+                f"{cluster} (check_timeline)")
+    return None
 
 
 def _quorum_active(view: ClusterView, settings: Settings) -> bool:
@@ -311,7 +329,8 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
     upstream = _upstream(view, local, leader)
     if not pg.running:
         if local.rewind_failed:
-            if settings.remove_data_directory_on_rewind_failure:
+            if settings.remove_data_directory_on_rewind_failure or \
+                    settings.remove_data_directory_on_diverged_timelines:
                 return Decision(
                     G.REINITIALIZE, R.REWIND_FAILED, "rewind failed: cloning again", target=leader
                 )
@@ -326,6 +345,12 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
             if leader_m is None or leader_m.state != "running" or not leader_m.conn_url:
                 return Decision(G.WAIT_LEADER, R.LEADER_NOT_READY, f"waiting for {leader} to run")
             return Decision(G.REWIND, R.FORMER_PRIMARY, f"rewinding to follow {leader}", leader)
+        if local.diverged and settings.remove_data_directory_on_diverged_timelines and \
+                settings.standby_cluster is None:
+            return Decision(G.REINITIALIZE, R.DIVERGED,
+                            f"my timeline diverged from {leader}'s and "
+                            "remove_data_directory_on_diverged_timelines is on: cloning again",
+                            target=leader)
         return Decision(G.START_REPLICA, R.PG_DOWN, f"starting as a replica of {upstream}", upstream)
     member = view.member(upstream)
     want_host = _host_of(member.conn_url) if member else None

@@ -198,3 +198,6 @@ class LocalState:
     # ("confirmed by n2, n3"), and the leader that sent us POST /failsafe within ttl
     failsafe: str | None = None
     failsafe_leader: str | None = None
+    # this node's data left the leader's timeline (checked only while postgres is
+    # down and remove_data_directory_on_diverged_timelines may act on it), or None
+    diverged: bool | None = None

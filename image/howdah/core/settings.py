@@ -69,6 +69,20 @@ class Settings:
     notes: tuple[str, ...] = field(default=(), compare=False)
     maximum_lag_on_syncnode: int = -1  # > 0: a standby lagging more is not synchronous
     synchronous_quorum: bool = False  # synchronous_mode: quorum (ANY k, votes to promote)
+    # a replica behind the cluster's timeline (from /history) does not take the lock
+    check_timeline: bool = False
+    # synchronous mode: a primary's stop taking longer is aborted (immediate, then SIGKILL)
+    primary_stop_timeout: int = 0
+    # a node whose data left the leader's timeline (and that may not rewind) clones again
+    remove_data_directory_on_diverged_timelines: bool = False
+
+    @property
+    def stop_timeout(self) -> float | None:
+        """Seconds a stop of the primary may take before it is aborted, as
+        Patroni: primary_stop_timeout, only when > 0 and in synchronous mode."""
+        if self.primary_stop_timeout > 0 and self.synchronous_mode:
+            return float(self.primary_stop_timeout)
+        return None
 
     @property
     def demote_after(self) -> float:
@@ -192,8 +206,19 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
         ignore_slots=tuple(_list(dynamic, "ignore_slots")),
         member_slots_ttl=_duration(dynamic, "member_slots_ttl", 1800),
         failsafe_mode=truthy(dynamic.get("failsafe_mode", False)),
+        check_timeline=truthy(dynamic.get("check_timeline", False)),
+        primary_stop_timeout=_stop_timeout(dynamic),
+        remove_data_directory_on_diverged_timelines=flag(
+            "remove_data_directory_on_diverged_timelines", False),
         notes=tuple(notes),
     )
+
+
+def _stop_timeout(dynamic: Mapping[str, Any]) -> int:
+    """primary_stop_timeout (or the old name master_stop_timeout), >= 0."""
+    key = "primary_stop_timeout" if "primary_stop_timeout" in dynamic or \
+        "master_stop_timeout" not in dynamic else "master_stop_timeout"
+    return _int(dynamic, key, 0) if dynamic.get(key) is not None else 0
 
 
 def _has_logical(slots: Mapping[str, Any]) -> bool:

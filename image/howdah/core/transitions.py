@@ -208,6 +208,8 @@ class Reason(str, enum.Enum):
     UNGUARDED = "unguarded"
     FAILSAFE = "failsafe"
     NOT_IN_FAILSAFE = "not_in_failsafe"
+    TIMELINE_BEHIND = "timeline_behind"
+    DIVERGED = "diverged"
 
 
 @dataclass(frozen=True)

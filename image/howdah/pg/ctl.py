@@ -196,8 +196,11 @@ def _tail(path: Path | None, lines: int = 5) -> str:
     return " | " + " | ".join(text) if text else ""
 
 
-def stop(paths: PgPaths, mode: str = "fast", timeout: float = 60) -> bool:
-    """Stop postgres; escalate to immediate if the mode does not finish in time."""
+def stop(paths: PgPaths, mode: str = "fast", timeout: float = 60,
+         abort_after: float = 30) -> bool:
+    """Stop postgres; escalate to immediate if the mode does not finish in
+    time, and to SIGKILL of the postmaster and its children when an immediate
+    stop does not finish within abort_after."""
     pid = postmaster_pid(paths)
     if pid is None:
         return True
@@ -210,10 +213,39 @@ def stop(paths: PgPaths, mode: str = "fast", timeout: float = 60) -> bool:
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
         return True
-    if _wait_gone(pid, 30):
+    if _wait_gone(pid, abort_after):
         return True
-    os.kill(pid, signal.SIGKILL)
-    return _wait_gone(pid, 10)
+    log.warning("postgres did not stop immediately in %ss: sending SIGKILL to the postmaster "
+                "and its children", abort_after)
+    return kill_tree(pid)
+
+
+def kill_tree(pid: int) -> bool:
+    """SIGKILL a postmaster and its children (suspended first, so it starts
+    no new child meanwhile); True once the postmaster is gone."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return True
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            children.append(int(entry.name))
+    for target in [pid, *children]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    gone = _wait_gone(pid, 10)
+    for child in children:
+        _wait_gone(child, 5)
+    return gone
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

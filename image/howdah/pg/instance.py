@@ -193,9 +193,9 @@ class Instance:
     def reload(self) -> bool:
         return ctl.reload(self.paths)
 
-    def stop(self, mode: str = "fast", timeout: float = 60) -> bool:
+    def stop(self, mode: str = "fast", timeout: float = 60, abort_after: float = 30) -> bool:
         self.db.close()
-        return ctl.stop(self.paths, mode, timeout)
+        return ctl.stop(self.paths, mode, timeout, abort_after)
 
     def _remote_db(self, conn_url: str) -> LocalDb:
         host, port = conf.split_conn_url(conn_url)
