@@ -95,3 +95,10 @@ def test_diverged_former_primary_is_cloned_again_only_when_allowed() -> None:
     failed = replace(me, rewind_failed=True)
     assert decide(view, failed, (), allowed, NOW).goal == Goal.REINITIALIZE
     assert decide(view, failed, (), Settings(), NOW).goal == Goal.NEED_OPERATOR
+
+
+def test_primary_conninfo_bounds_the_connect() -> None:
+    from howdah.pg import conf
+    creds = conf.Credentials("replicator", "pw", ())
+    text = conf.upstream_conninfo("postgres://10.0.0.1:5433/postgres", creds, "n1", "/p", 15)
+    assert "connect_timeout=5" in text

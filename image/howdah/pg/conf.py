@@ -77,6 +77,9 @@ def upstream_conninfo(conn_url: str, creds: Credentials, app_name: str, passfile
         "host": host, "port": port, "user": creds.username, "passfile": passfile,
         "application_name": app_name, "sslmode": "prefer", "gssencmode": "disable",
         **creds.tls_options(libpq_major),
+        # a WAL receiver connecting to an upstream cut off by a DROP rule gives up
+        # after this (not the kernel's ~2 min of SYN retries) and tries again
+        "connect_timeout": "5",
         "target_session_attrs": "any", "dbname": "postgres",
     })
 
