@@ -32,3 +32,7 @@ def test_async_hung_and_killed_leader_agents_never_give_two_primaries() -> None:
 
 def test_sync_faults_lose_no_acknowledged_write() -> None:
     run("sync", ["node_loss", "partition_leader_drop"])
+
+
+def test_quorum_faults_lose_no_acknowledged_write() -> None:
+    run("quorum", ["node_loss", "partition_leader_reject"])
