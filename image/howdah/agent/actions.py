@@ -17,7 +17,7 @@ from howdah.agent.control import Ticket
 from howdah.agent.slots import SlotKeeper
 from howdah.agent.state import Memory
 from howdah.agent.tasks import TaskRunner
-from howdah.core.models import ClusterView, Role, TaskKind
+from howdah.core.models import ClusterView, Role, TaskKind, truthy
 from howdah.core.settings import Settings
 from howdah.core.quorum import Key, Ssn
 from howdah.core.quorum import plan as quorum_plan
@@ -485,6 +485,10 @@ class Executor:
             Role.REPLICA, lambda: self.pg.start(s, url, True, 3600)), "starting")
 
     def follow(self, d: Decision) -> bool:
+        if d.target is None:  # nostream: replay the archive only, no primary_conninfo
+            log.info("nostream: replaying the WAL archive only")
+            self.pg.configure(self.settings, None, standby=True)
+            return self.pg.reload()
         url = self._member_url(self.mem.view, d.target)
         if url:
             log.info("following %s at %s", d.target, url)
@@ -624,6 +628,8 @@ class Executor:
 
     def _needs_slot(self) -> bool:
         """Our slot is not yet among the leader's (its status key lists them)."""
+        if truthy(self.tags.get("nostream")):
+            return False  # nostream: no slot anywhere (as Patroni)
         return self.settings.use_slots and conf.slot_name(self.pg.name) not in self.mem.view.slots
 
     def reinitialize(self, d: Decision) -> bool:

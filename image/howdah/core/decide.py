@@ -10,6 +10,7 @@ from howdah.core.models import (
     PeerStatus,
     failover_allowed,
     priority_of,
+    truthy,
 )
 from howdah.core.failsafe import hold_race, keep_leading
 from howdah.core.manual import leader_handover, manual_race
@@ -327,6 +328,7 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
     if pg.running and not pg.in_recovery:
         return Decision(G.DEMOTE, R.LOST_LOCK, f"demoting: {leader} holds the lock", target=leader)
     upstream = _upstream(view, local, leader)
+    archive_only = truthy((local.tags or {}).get("nostream"))
     if not pg.running:
         if local.rewind_failed:
             if settings.remove_data_directory_on_rewind_failure or \
@@ -351,7 +353,15 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
                             f"my timeline diverged from {leader}'s and "
                             "remove_data_directory_on_diverged_timelines is on: cloning again",
                             target=leader)
+        if archive_only:
+            return Decision(G.START_REPLICA, R.NOSTREAM,
+                            "starting as a replica replaying the WAL archive only (nostream)")
         return Decision(G.START_REPLICA, R.PG_DOWN, f"starting as a replica of {upstream}", upstream)
+    if archive_only:  # as Patroni: no primary_conninfo at all, so no slot either
+        if pg.upstream_host is not None:
+            return Decision(G.FOLLOW, R.NOSTREAM, "nostream: replaying the WAL archive only, "
+                            f"not streaming from {pg.upstream_host}")
+        return Decision(G.REPLICATE, R.NOSTREAM, "no action: replaying the WAL archive (nostream)")
     member = view.member(upstream)
     want_host = _host_of(member.conn_url) if member else None
     if want_host and pg.upstream_host != want_host:

@@ -210,6 +210,7 @@ class Reason(str, enum.Enum):
     NOT_IN_FAILSAFE = "not_in_failsafe"
     TIMELINE_BEHIND = "timeline_behind"
     DIVERGED = "diverged"
+    NOSTREAM = "nostream"
 
 
 @dataclass(frozen=True)
