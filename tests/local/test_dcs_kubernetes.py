@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,6 +20,8 @@ import pytest
 
 from harness import LocalCluster
 from harness.kubeapi import KubeApiStandIn
+from harness.ports import Reservation
+from harness.proxy import TcpProxy
 from howdah.dcs import open_backend
 from howdah.dcs.base import Dcs, DcsError
 
@@ -227,3 +230,79 @@ def test_patronictl_reads_the_objects_a_howdah_member_writes(api: KubeApiStandIn
     assert (rows["pg-0"]["Role"], rows["pg-0"]["State"]) == ("Leader", "running")
     assert (rows["pg-1"]["Role"], rows["pg-1"]["State"]) == ("Replica", "streaming")
     assert rows["pg-0"]["Host"] == "10.0.0.1"
+
+
+def _service_in_front(api: KubeApiStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      servers: list[tuple[str, int]]) -> tuple[TcpProxy, Reservation]:
+    """A TCP proxy standing for the `kubernetes` Service (the kubeconfig's server goes through
+    it), and the Endpoints `default/kubernetes` listing `servers` (ip, port) behind it."""
+    ports = Reservation()
+    proxy = TcpProxy(ports.take(), int(api.url.rsplit(":", 1)[1])).start()
+    path = tmp_path / "kubeconfig-service"
+    doc = json.loads(Path(api.kubeconfig(path, NS)).read_text())
+    doc["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{proxy.listen_port}"
+    path.write_text(json.dumps(doc))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    body = {"metadata": {"name": "kubernetes", "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": ip} for ip, _ in servers[:1]],
+                         "ports": [{"name": "https", "port": servers[0][1], "protocol": "TCP"}]}]
+            + [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+               for ip, port in servers[1:]]}
+    req = urllib.request.Request(api.url + "/api/v1/namespaces/default/endpoints", json.dumps(body).encode(),
+                                 {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    return proxy, ports
+
+
+def test_bypass_api_service_talks_to_the_api_servers_behind_the_service(
+        api: KubeApiStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Patroni: with bypass_api_service the member reads the `kubernetes` Service's
+    endpoints once through the Service, then asks those API servers directly (the first one
+    listed here refuses connections: the next one is used), so it keeps working when the
+    Service address stops answering; without it the same loss is a DCS error."""
+    dead = Reservation().take()  # nothing listens there
+    real = int(api.url.rsplit(":", 1)[1])
+    proxy, ports = _service_in_front(api, tmp_path, monkeypatch, [("127.0.0.1", dead), ("127.0.0.1", real)])
+    try:
+        direct = member(api, "pg-0", "pg", bypass_api_service=True)
+        through = member(api, "pg-1", "pg", bypass_api_service="false")  # PATRONI_KUBERNETES_* form
+        direct.get_cluster()
+        through.get_cluster()
+        proxy.refuse()  # the Service address is gone; the API servers are not
+        assert direct.take_initialize() and direct.acquire_leader(30)
+        direct.touch_member({"role": "primary", "state": "running"}, 30)
+        view = direct.get_cluster()
+        assert view.leader is not None and view.leader.name == "pg-0"
+        assert direct.renew_leader(30)
+        assert annotations(api.get("configmaps", NS, "pg-leader"))["leader"] == "pg-0"
+        assert role_label(api, "pg-0") == "master"
+        started = time.monotonic()
+        assert direct.watch_leader(view, 1.0) is False  # a watch straight to the API server too
+        assert time.monotonic() - started >= 0.5
+        with pytest.raises(DcsError) as info:
+            through.get_cluster()
+        assert "unreachable" in str(info.value) and "\n" not in str(info.value)
+    finally:
+        proxy.close()
+        ports.release()
+
+
+def test_bypass_api_service_falls_back_to_the_service_without_its_endpoints(
+        api: KubeApiStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No readable `default/kubernetes` Endpoints (absent here; RBAC may refuse it too): the
+    member goes on through the Service address, as without bypass_api_service."""
+    real = int(api.url.rsplit(":", 1)[1])
+    proxy, ports = _service_in_front(api, tmp_path, monkeypatch, [("127.0.0.1", real)])
+    try:
+        with api.cond:
+            api.objects.pop(("endpoints", "default", "kubernetes"))
+        a = member(api, "pg-0", "pg", bypass_api_service=True)
+        assert a.take_initialize() and a.acquire_leader(30)
+        assert a.get_cluster().leader is not None
+        proxy.refuse()
+        with pytest.raises(DcsError):
+            a.get_cluster()
+    finally:
+        proxy.close()
+        ports.release()

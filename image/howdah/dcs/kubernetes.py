@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 LEADER_FIELDS = ("leader", "acquireTime", "renewTime", "ttl", "transitions")
 MERGE_PATCH = "application/merge-patch+json"
+SERVERS_TTL = 10.0  # how long the API server list of bypass_api_service is trusted (s)
 # When this process first saw each leader record, on its monotonic clock, shared by every
 # backend object of the process (the agent's loop and its watcher): (api, namespace, object)
 # -> (record, seen at). The earliest sighting is as safe as any: the holder wrote the record
@@ -202,6 +203,10 @@ class Kubernetes:
         self._pod_written: tuple[str, tuple[tuple[str, str | None], ...]] | None = None
         self._config_service = False
         self._list_rv = "0"
+        # bypass_api_service: the API servers behind the `kubernetes` Service, asked directly
+        self.bypass = bool(cfg.get("bypass_api_service"))
+        self._servers: list[str] = [self.api.url]
+        self._servers_read = -SERVERS_TTL
 
     # ---- transport -----------------------------------------------------------
     def set_timeout(self, request_timeout: float) -> None:
@@ -224,23 +229,88 @@ class Kubernetes:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
+    # ---- bypass_api_service: the `kubernetes` Service's endpoints ----------------
+    def _api_servers(self, endpoints: Mapping[str, Any]) -> list[str]:
+        """URLs of the API servers an Endpoints object `default/kubernetes` lists: each
+        address with the port named https (the only port when there is one), on the
+        configured URL's scheme."""
+        scheme = urlsplit(self.api.url).scheme or "https"
+        urls: list[str] = []
+        for subset in endpoints.get("subsets") or []:
+            ports = [p for p in subset.get("ports") or [] if isinstance(p, dict)]
+            port = next((p for p in ports if p.get("name") == "https" and p.get("protocol", "TCP") == "TCP"),
+                        ports[0] if len(ports) == 1 else None)
+            if port is None or not port.get("port"):
+                continue
+            for address in subset.get("addresses") or []:
+                ip = str((address or {}).get("ip") or "")
+                if ip:
+                    urls.append(f"{scheme}://[{ip}]:{port['port']}" if ":" in ip else f"{scheme}://{ip}:{port['port']}")
+        return urls
+
+    def _refresh_servers(self, deadline: float) -> None:
+        """Read the `kubernetes` Service's endpoints (through the servers known so far, then
+        the Service itself) at most every SERVERS_TTL seconds; keep the old list when none
+        answers; give bypass_api_service up (as Patroni does) when RBAC refuses the read."""
+        if not self.bypass or time.monotonic() - self._servers_read < SERVERS_TTL:
+            return
+        path = "/api/v1/namespaces/default/endpoints/kubernetes"
+        for base in dict.fromkeys([*self._servers, self.api.url]):
+            rest = deadline - time.monotonic()
+            if rest <= 0.05:
+                return
+            try:
+                resp = self._pool.request("GET", base + path, headers=self._headers(),
+                                          timeout=urllib3.Timeout(min(self.timeout, rest)))
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                log.debug("kubernetes: reading the API servers from %s failed: %s", base, exc)
+                continue
+            if resp.status in (401, 403, 404):
+                log.warning("kubernetes: bypass_api_service is off: GET %s answered %s (it needs get on "
+                            "endpoints/kubernetes in the default namespace; docs/kubernetes.md)", path, resp.status)
+                self.bypass, self._servers = False, [self.api.url]
+                return
+            if resp.status != 200:
+                continue
+            try:
+                urls = self._api_servers(json.loads(resp.data or b"{}"))
+            except (ValueError, AttributeError, TypeError):
+                urls = []
+            if urls:
+                if urls != self._servers:
+                    log.info("kubernetes: talking to the API servers %s directly (bypass_api_service)",
+                             ", ".join(urls))
+                # the one that answered last stays first while it is in the list
+                self._servers = sorted(urls, key=lambda u: u != self._servers[0])
+            self._servers_read = time.monotonic()
+            return
+
+    def _failed(self, base: str) -> None:
+        """`base` did not answer: the next request starts with the next API server."""
+        if len(self._servers) > 1 and self._servers[0] == base:
+            self._servers = self._servers[1:] + self._servers[:1]
+
     def _request(self, method: str, path: str, body: Any = None,
                  content_type: str = "application/json") -> tuple[int, Any]:
-        """(status, JSON) of one call; DcsError when the API server does not answer (one retry
-        within twice the request timeout) or answers 5xx/401/403."""
+        """(status, JSON) of one call; DcsError when the API server does not answer (one retry,
+        or each API server once with bypass_api_service, within twice the request timeout)
+        or answers 5xx/401/403."""
         deadline = time.monotonic() + 2 * self.timeout
+        self._refresh_servers(deadline)
         data = json.dumps(body).encode() if body is not None else None
         last: Exception | None = None
-        for _ in range(2):
+        for _ in range(max(2, len(self._servers))):
             rest = deadline - time.monotonic()
             if rest <= 0.05:
                 break
+            base = self._servers[0]
             try:
-                resp = self._pool.request(method, self.api.url + path, body=data,
+                resp = self._pool.request(method, base + path, body=data,
                                           headers=self._headers(content_type if data is not None else None),
                                           timeout=urllib3.Timeout(min(self.timeout, rest)))
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 last = exc
+                self._failed(base)
                 continue
             try:
                 answer = json.loads(resp.data or b"{}")
@@ -248,13 +318,17 @@ class Kubernetes:
                 answer = {}
             if resp.status >= 500 or resp.status == 429:
                 last = DcsError(f"{resp.status} {answer.get('message', '') if isinstance(answer, dict) else ''}")
+                self._failed(base)
                 continue
             if resp.status in (401, 403):
                 message = answer.get("message", "") if isinstance(answer, dict) else ""
                 raise DcsError(f"kubernetes API refused {method} {path}: {resp.status} {message} "
                                "(check the service account's RBAC: docs/kubernetes.md)")
             return resp.status, answer
-        raise DcsError(f"kubernetes API unreachable ({self.where}): {last or 'no time left'}")
+        if self.bypass:
+            self._servers_read = -SERVERS_TTL  # read the list again on the next request
+        where = self.where if self._servers == [self.api.url] else ", ".join(self._servers)
+        raise DcsError(f"kubernetes API unreachable ({where}): {last or 'no time left'}")
 
     def _patch(self, kind: str, name: str, patch: Mapping[str, Any]) -> tuple[int, Any]:
         return self._request("PATCH", self._path(kind, name), patch, MERGE_PATCH)
@@ -661,13 +735,14 @@ class Kubernetes:
                 woke, since = self._watch_once(since, current, eager, end)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 log.debug("kubernetes: leader watch failed: %s", exc)
+                self._failed(self._servers[0])
                 time.sleep(max(0.0, min(deadline - time.monotonic(), 0.5)))
                 return False
             if woke:
                 return True
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        parts = urlsplit(self.api.url)
+        parts = urlsplit(self._servers[0])
         if parts.scheme == "https":
             return http.client.HTTPSConnection(parts.hostname or "", parts.port or 443, timeout=timeout,
                                                context=self.api.ssl_context)
