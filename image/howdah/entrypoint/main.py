@@ -55,6 +55,7 @@ def run_node() -> NoReturn:
     print(f"howdah-entrypoint: node {s.name} of {s.scope}, DCS {s.dcs.kind}, "
           f"connect {s.connect_host}:{s.pgport}, shared_buffers {s.memory.shared_buffers}", file=sys.stderr, flush=True)
     conf = f"{s.run_dir}/supervisord.conf"
+    system.nudge_when_listening(f"{s.run_dir}/supervisor.sock")
     os.execvp("supervisord", ["supervisord", "--nodaemon", "--configuration", conf])
 
 

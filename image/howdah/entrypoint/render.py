@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,8 +33,15 @@ def templates_dir() -> Path:
 
 
 def environment(directory: Path | None = None) -> jinja2.Environment:
+    return _environment(str(directory or templates_dir()))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(directory: str) -> jinja2.Environment:
+    # one per directory: the entrypoint renders everything twice (stand-in passwords first,
+    # then the real ones) and each template compiles once (jinja2 reloads it if it changes)
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory or templates_dir())),
+        loader=jinja2.FileSystemLoader(directory),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,

@@ -9,6 +9,7 @@ import pwd
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import memory, pgversion
@@ -39,6 +40,30 @@ def srv_hosts(name: str) -> list[str]:
         return []
     records = sorted(answer, key=lambda r: (r.priority, -r.weight))
     return [f"{str(r.target).rstrip('.')}:{r.port}" for r in records]
+
+
+def nudge_when_listening(path: str, timeout: float = 15.0) -> int:
+    """Fork a child that connects once to the unix socket at `path` as soon as it accepts,
+    then exits; returns the child's pid (0 in no process: the child never returns).
+
+    supervisord spawns its programs only after its first poll of its sockets, which waits
+    up to a second when nothing happens on them: one connection to its control socket ends
+    that wait, so the agent starts about a second sooner.  The child becomes supervisord's
+    (it is forked just before the exec) and supervisord reaps it."""
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.connect(path)
+                break
+            except OSError:
+                time.sleep(0.02)
+    finally:
+        os._exit(0)
 
 
 def container_ip() -> str:
