@@ -12,13 +12,7 @@ from howdah.entrypoint import dcs, render, settings
 from howdah.entrypoint.errors import EnvError
 from howdah.entrypoint.memory import sizing
 
-SRV = {
-    "_etcd-client._tcp.plain.example": ["e1.plain.example:2379", "e2.plain.example:2379"],
-    "_etcd-client-ssl._tcp.tls.example": ["e1.tls.example:2379"],
-    "_etcd-client._tcp.tls.example": ["ignored.tls.example:2379"],
-}
-FACTS = settings.Facts(hostname="node1", ip="172.20.0.5", memory=sizing(None),
-                       srv=lambda name: SRV.get(name, []))
+FACTS = settings.Facts(hostname="node1", ip="172.20.0.5", memory=sizing(None))
 
 
 def section(**env: str) -> dict:
@@ -38,11 +32,11 @@ def section(**env: str) -> dict:
           "ETCD3_CERT": "/c.pem", "ETCD3_KEY": "/k.pem"},
          {"etcd3": {"host": "e:2379", "username": "u", "password": "p", "cacert": "/ca.pem",
                     "cert": "/c.pem", "key": "/k.pem"}}),
-        ({"ETCD3_DISCOVERY_DOMAIN": "plain.example"},
-         {"etcd3": {"hosts": ["e1.plain.example:2379", "e2.plain.example:2379"], "protocol": "http"}}),
-        ({"ETCD3_DISCOVERY_DOMAIN": "tls.example."}, {"etcd3": {"hosts": ["e1.tls.example:2379"], "protocol": "https"}}),
-        ({"ETCD_DISCOVERY_DOMAIN": "plain.example"},
-         {"etcd": {"hosts": ["e1.plain.example:2379", "e2.plain.example:2379"], "protocol": "http"}}),
+        # the agent looks the SRV records up (at start and on failure): Patroni's `srv`
+        ({"ETCD3_DISCOVERY_DOMAIN": "plain.example"}, {"etcd3": {"srv": "plain.example"}}),
+        ({"ETCD3_DISCOVERY_DOMAIN": "tls.example."}, {"etcd3": {"srv": "tls.example"}}),
+        ({"ETCD_DISCOVERY_DOMAIN": "plain.example", "ETCD_PROTOCOL": "https"},
+         {"etcd": {"srv": "plain.example", "protocol": "https"}}),
         ({"ETCD_PROXY": "http://proxy:2379"}, {"etcd": {"proxy": "http://proxy:2379"}}),
         ({"ETCD_HOST": "etcd:2379", "ETCD_CACERT": "/ca.pem"}, {"etcd": {"host": "etcd:2379", "cacert": "/ca.pem"}}),
     ],
@@ -61,7 +55,7 @@ def test_etcd_variables(env: dict[str, str], expected: dict) -> None:
         ({"ETCD3_HOST": "a", "ETCD3_PROTOCOL": "grpc"}, "ETCD3_PROTOCOL"),
         ({"ETCD3_HOST": "a", "ETCD3_PASSWORD": "p"}, "ETCD3_USERNAME"),
         ({"ETCD3_HOSTS": "a:1,b:x"}, "ETCD3_HOSTS"),
-        ({"ETCD3_DISCOVERY_DOMAIN": "nothing.example"}, "ETCD3_DISCOVERY_DOMAIN"),
+        ({"ETCD3_DISCOVERY_DOMAIN": "http://etcd.example"}, "ETCD3_DISCOVERY_DOMAIN"),
         ({"ETCD3_HOST": "a", "DCS_ENABLE_KUBERNETES_API": "true"}, "DCS_ENABLE_KUBERNETES_API"),
         ({"ZOOKEEPER_HOSTS": "zk1:2181,zk2:2181"}, "ZOOKEEPER_HOSTS"),
         ({"EXHIBITOR_HOSTS": "ex1", "EXHIBITOR_PORT": "8181"}, "EXHIBITOR_HOSTS"),
@@ -149,20 +143,3 @@ def test_entrypoint_exits_2_with_one_line_for_zookeeper() -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "ZOOKEEPER_HOSTS" in lines[0] and "not supported" in lines[0]
-
-
-def test_srv_lookup_without_records_is_empty() -> None:
-    from howdah.entrypoint.system import srv_hosts
-
-    assert srv_hosts("_etcd-client._tcp.invalid") == []
-    assert dcs.no_srv("x") == []
-
-
-def test_rendered_kubernetes_section_is_accepted_by_the_agent() -> None:
-    s = settings.load({"SCOPE": "c", "DCS_ENABLE_KUBERNETES_API": "true", "POD_NAME": "c-0", "POD_IP": "10.1.2.3",
-                       "POD_NAMESPACE": "db", "KUBERNETES_SCOPE_LABEL": "cluster-name"}, FACTS)
-    text = render.render_all(s)["howdah.yml"][0]
-    render.check_agent_config(text, {})
-    conf = yaml.safe_load(text)
-    assert conf["name"] == "c-0" and conf["kubernetes"]["role_label"] == "spilo-role"
-    assert "etcd" not in conf and "etcd3" not in conf

@@ -14,8 +14,7 @@ from howdah.entrypoint.errors import EnvError
 from howdah.entrypoint.memory import sizing
 
 README = Path(__file__).resolve().parents[2] / "configs" / "README.md"
-FACTS = settings.Facts(hostname="node1", ip="172.20.0.5", memory=sizing(None), pg_majors=(),
-                       srv=lambda name: ["etcd-a.example.com:2379"])
+FACTS = settings.Facts(hostname="node1", ip="172.20.0.5", memory=sizing(None), pg_majors=())
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
 INI = "[databases]\n* = host=127.0.0.1\n[pgbouncer]\nlisten_port = 6432\n"
 ETCD, ETCD3 = {"ETCD_HOST": "etcd:2379"}, {"ETCD3_HOST": "etcd:2379"}

@@ -58,6 +58,8 @@ ENV_MAP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PATRONI_ETCD_CERT", ("etcd", "cert")),
     ("PATRONI_ETCD_KEY", ("etcd", "key")),
     ("PATRONI_ETCD_PROXY", ("etcd", "proxy")),
+    ("PATRONI_ETCD_SRV", ("etcd", "srv")),
+    ("PATRONI_ETCD_SRV_SUFFIX", ("etcd", "srv_suffix")),
     ("PATRONI_ETCD3_HOST", ("etcd3", "host")),
     ("PATRONI_ETCD3_HOSTS", ("etcd3", "hosts")),
     ("PATRONI_ETCD3_URL", ("etcd3", "url")),
@@ -68,6 +70,8 @@ ENV_MAP: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("PATRONI_ETCD3_CACERT", ("etcd3", "cacert")),
     ("PATRONI_ETCD3_CERT", ("etcd3", "cert")),
     ("PATRONI_ETCD3_KEY", ("etcd3", "key")),
+    ("PATRONI_ETCD3_SRV", ("etcd3", "srv")),
+    ("PATRONI_ETCD3_SRV_SUFFIX", ("etcd3", "srv_suffix")),
     *((f"PATRONI_KUBERNETES_{key.upper()}", ("kubernetes", key)) for key in (
         "namespace", "labels", "scope_label", "role_label", "leader_label_value", "follower_label_value",
         "standby_leader_label_value", "tmp_role_label", "use_endpoints", "pod_ip", "ports",
@@ -165,8 +169,8 @@ def validate(tree: dict[str, Any]) -> AgentConfig:
         raise ConfigError(kind, f"DCS {kind!r} is not supported; use "
                           + " or ".join(f"`{k}`" for k in SUPPORTED_DCS))
     dcs = _section(tree, kind)
-    if kind in HOST_BACKENDS and not (dcs.get("host") or dcs.get("hosts") or dcs.get("url")):
-        raise ConfigError(f"{kind}.host", "set `host`, `hosts` or `url`, e.g. host: 127.0.0.1:2379")
+    if kind in HOST_BACKENDS and not any(dcs.get(k) for k in ("host", "hosts", "url", "proxy", "srv")):
+        raise ConfigError(f"{kind}.host", "set `host`, `hosts`, `url`, `proxy` or `srv`, e.g. host: 127.0.0.1:2379")
     for key in ("host",):
         if dcs.get(key):
             check_listen(f"{kind}.{key}", dcs[key])

@@ -15,6 +15,7 @@ import urllib3.util
 from howdah.core.models import ClusterView
 from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json, \
     sync_value
+from howdah.dcs import srv
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -53,24 +54,60 @@ class EtcdV2:
             tls["ca_cert"] = cfg["cacert"]
         if cfg.get("cert"):
             tls["cert"] = (cfg["cert"], cfg["key"]) if cfg.get("key") else cfg["cert"]
-        self._clients = [
+        self._tls, self._auth, self.cfg = tls, auth, dict(cfg)
+        self.protocol = protocol
+        self._clients = self._make_clients(hosts)
+        self._current = 0
+        self._init_index: int | None = None
+        self.hosts = hosts
+        self.where = hosts_desc(hosts)
+        # `srv` (Spilo's ETCD_DISCOVERY_DOMAIN) when no host is listed: looked up now and
+        # again whenever no known host answers (howdah/dcs/srv.py)
+        self.srv = None if any(cfg.get(k) for k in ("host", "hosts", "url", "proxy")) else cfg.get("srv")
+        self._srv_tried = -srv.RETRY_AFTER
+        if self.srv:
+            self.hosts, self._clients = [], []
+            self._rediscover()
+
+    def _make_clients(self, hosts: list[tuple[str, int]]) -> list[Any]:
+        clients = [
             etcd.Client(
-                host=h, port=p, protocol=protocol, read_timeout=request_timeout,
-                allow_reconnect=False, **auth, **tls,
+                host=h, port=p, protocol=self.protocol, read_timeout=self.timeout,
+                allow_reconnect=False, **self._auth, **self._tls,
             )
             for h, p in hosts
         ]
-        for client in self._clients:
+        for client in clients:
             # one attempt per request: we move on to the next host ourselves,
             # and a leader must learn of a dead DCS within its retry budget
             client.http = urllib3.PoolManager(
                 num_pools=10, retries=urllib3.util.Retry(total=0, read=0, connect=0,
                                                          redirect=2, raise_on_redirect=False),
-                **self._pool_kw(cfg))
-        self._current = 0
-        self._init_index: int | None = None
-        self.hosts = hosts
-        self.where = hosts_desc(hosts)
+                **self._pool_kw(self.cfg))
+        return clients
+
+    def _rediscover(self) -> bool:
+        """Look the SRV records up again (at most every srv.RETRY_AFTER s); True when hosts
+        are known afterwards. A failed lookup keeps the hosts known so far."""
+        if not self.srv or time.monotonic() - self._srv_tried < srv.RETRY_AFTER:
+            return bool(self.hosts)
+        self._srv_tried = time.monotonic()
+        suffix = str(self.cfg.get("srv_suffix") or "")
+        try:
+            protocol, hosts = srv.discover(str(self.srv), suffix)
+        except srv.SrvError as exc:
+            log.warning("etcd: SRV lookup for %s failed: %s", self.srv, exc)
+            return bool(self.hosts)
+        if hosts and hosts != self.hosts:
+            if self.hosts:
+                log.info("etcd: the SRV records of %s now list %s", self.srv, hosts_desc(hosts))
+            self.protocol = str(self.cfg.get("protocol") or protocol)
+            clients = self._make_clients(hosts)
+            self.hosts, self._clients, self._current = hosts, clients, 0
+            self.where = f"{hosts_desc(hosts)} from SRV {self.srv}"
+        elif not hosts:
+            log.warning("etcd: DNS has no SRV record %s", srv.names(str(self.srv), suffix))
+        return bool(self.hosts)
 
     @staticmethod
     def _pool_kw(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,8 +129,11 @@ class EtcdV2:
     def _call(self, fn: Callable[[Any], T]) -> T:
         """Run fn(client) on the current host, moving on to the next on failure."""
         last: Exception | None = None
-        for attempt in range(len(self._clients)):
-            client = self._clients[(self._current + attempt) % len(self._clients)]
+        if not self._clients and not self._rediscover():
+            raise DcsError(f"etcd: DNS has no SRV record {srv.names(str(self.srv), str(self.cfg.get('srv_suffix') or ''))} (yet)")
+        clients = self._clients
+        for attempt in range(len(clients)):
+            client = clients[(self._current + attempt) % len(clients)]
             try:
                 result = fn(client)
             except CONNECTION_ERRORS as exc:
@@ -104,10 +144,12 @@ class EtcdV2:
                     last = exc
                     continue
                 raise
-            self._current = (self._current + attempt) % len(self._clients)
+            self._current = (self._current + attempt) % len(clients)
             return result
-        self._current = (self._current + 1) % len(self._clients)
-        raise DcsError(f"etcd unreachable ({', '.join(f'{h}:{p}' for h, p in self.hosts)}): {last}")
+        self._current = (self._current + 1) % len(clients)
+        where = self.where
+        self._rediscover()  # the next call may find other members behind the domain
+        raise DcsError(f"etcd unreachable ({where}): {last}")
 
     def read_nodes(self) -> tuple[Nodes, int]:
         """One recursive read: {key relative to the prefix: (value, modifiedIndex)}
@@ -242,7 +284,11 @@ class EtcdV2:
         current = view.leader.name if view.leader else None
         index = (view.leader.index if view.leader else view.index) + 1
         deadline = time.monotonic() + timeout
-        client = self._clients[self._current]
+        clients = self._clients
+        if not clients:
+            time.sleep(max(0.0, min(timeout, 0.5)))
+            return False
+        client = clients[self._current % len(clients)]
         while True:
             rest = deadline - time.monotonic()
             if rest <= 0.01:

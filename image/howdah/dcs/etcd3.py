@@ -27,6 +27,7 @@ import urllib3.util
 from howdah.core.models import ClusterView
 from howdah.dcs.base import Capabilities, DcsError, Nodes, build_view, dumps, status_json, \
     sync_value
+from howdah.dcs import srv
 from howdah.dcs.endpoints import hosts_desc, parse_hosts, url_credentials
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ class Etcd3:
         self.timeout = request_timeout
         self.user, self.password = url_credentials(cfg)
         self.cfg = dict(cfg)
+        # `srv` (Spilo's ETCD3_DISCOVERY_DOMAIN) when no host is listed: looked up now and
+        # again whenever no known host answers (howdah/dcs/srv.py)
+        self.srv = None if any(cfg.get(k) for k in ("host", "hosts", "url", "proxy")) else cfg.get("srv")
+        self._srv_tried = -srv.RETRY_AFTER
+        if self.srv:
+            self.hosts = []
+            self._rediscover()
         kw: dict[str, Any] = {}
         if cfg.get("cacert"):
             kw.update(cert_reqs="CERT_REQUIRED", ca_certs=cfg["cacert"])
@@ -130,14 +138,17 @@ class Etcd3:
         within its retry budget)."""
         deadline = time.monotonic() + 2 * self.timeout
         last: Exception | None = None
-        n = len(self.hosts)
+        if not self.hosts and not self._rediscover():
+            raise DcsError(f"etcd: DNS has no SRV record {srv.names(str(self.srv), self._srv_suffix)} (yet)")
+        hosts = self.hosts
+        n = len(hosts)
         for attempt in range(n + (1 if self.user else 0)):
             rest = deadline - time.monotonic()
             if rest <= 0.05:
                 break
             idx = (self._current + attempt) % n
             try:
-                result = self._post(self.hosts[idx], path, body, min(self.timeout, rest))
+                result = self._post(hosts[idx], path, body, min(self.timeout, rest))
             except AuthError as exc:
                 last = exc
                 continue  # the next attempt authenticates again
@@ -154,7 +165,37 @@ class Etcd3:
             self._current = idx
             return result
         self._current = (self._current + 1) % n
-        raise DcsError(f"etcd unreachable ({self.where}): {last or 'no time left'}")
+        where = self.where
+        self._rediscover()  # the next call may find other members behind the domain
+        raise DcsError(f"etcd unreachable ({where}): {last or 'no time left'}")
+
+    @property
+    def _srv_suffix(self) -> str:
+        return str(self.cfg.get("srv_suffix") or "")
+
+    def _rediscover(self) -> bool:
+        """Look the SRV records up again (at most every srv.RETRY_AFTER s); True when hosts
+        are known afterwards. A failed lookup keeps the hosts known so far."""
+        if not self.srv:
+            return bool(self.hosts)
+        if time.monotonic() - self._srv_tried < srv.RETRY_AFTER:
+            return bool(self.hosts)
+        self._srv_tried = time.monotonic()
+        suffix = self._srv_suffix
+        try:
+            protocol, hosts = srv.discover(str(self.srv), suffix)
+        except srv.SrvError as exc:
+            log.warning("etcd: SRV lookup for %s failed: %s", self.srv, exc)
+            return bool(self.hosts)
+        if hosts and hosts != self.hosts:
+            if self.hosts:
+                log.info("etcd: the SRV records of %s now list %s", self.srv, hosts_desc(hosts))
+            self.hosts, self._current = hosts, 0
+            self.protocol = str(self.cfg.get("protocol") or protocol)
+            self.where = f"{hosts_desc(hosts)} from SRV {self.srv}"
+        elif not hosts:
+            log.warning("etcd: DNS has no SRV record %s", srv.names(str(self.srv), suffix))
+        return bool(self.hosts)
 
     def _key(self, rel: str) -> str:
         return f"{self.prefix}/{rel}"
@@ -359,7 +400,10 @@ class Etcd3:
         current = view.leader.name if view.leader else None
         start = max(view.index, view.leader.index if view.leader else 0) + 1
         deadline = time.monotonic() + timeout
-        host = self.hosts[self._current]
+        if not self.hosts:
+            time.sleep(max(0.0, min(deadline - time.monotonic(), 0.5)))
+            return False
+        host = self.hosts[self._current % len(self.hosts)]
         try:
             return self._watch(host, start, current, eager, deadline)
         except (OSError, http.client.HTTPException, ValueError, DcsError, AuthError) as exc:

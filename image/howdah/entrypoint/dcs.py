@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import values
 from .errors import EnvError
@@ -32,8 +32,6 @@ OPTIONS = (("PROTOCOL", "protocol"), ("USERNAME", "username"), ("PASSWORD", "pas
 UNSUPPORTED = (("CONSUL", "consul", "Consul"), ("ZOOKEEPER", "zookeeper", "ZooKeeper"),
                ("EXHIBITOR", "exhibitor", "Exhibitor"), ("RAFT", "raft", "Patroni's Raft"))
 SUPPORTED_HINT = "use etcd (ETCD3_HOSTS=h1:2379,h2:2379) or the Kubernetes API (DCS_ENABLE_KUBERNETES_API=true)"
-# SRV records looked up for ETCD*_DISCOVERY_DOMAIN, in order (as etcd's own discovery does)
-SRV_RECORDS = (("https", "_etcd-client-ssl._tcp."), ("http", "_etcd-client._tcp."))
 # Spilo's Kubernetes defaults (Patroni's own are role/primary; Spilo keeps spilo-role/master)
 KUBERNETES_DEFAULTS = {
     "role_label": "spilo-role",
@@ -43,13 +41,6 @@ KUBERNETES_DEFAULTS = {
     "standby_leader_label_value": "master",
 }
 KUBERNETES_DEFAULT_LABELS = {"application": "spilo"}
-
-Srv = Callable[[str], list[str]]
-
-
-def no_srv(_name: str) -> list[str]:
-    return []
-
 
 @dataclass(frozen=True)
 class Dcs:
@@ -81,17 +72,7 @@ def refuse_unsupported(env: Env, overlays: Iterable[tuple[str, Mapping[str, Any]
                                "remove it and " + SUPPORTED_HINT)
 
 
-def _discover(name: str, domain: str, srv: Srv) -> dict[str, Any]:
-    for protocol, record in SRV_RECORDS:
-        hosts = srv(record + domain)
-        if hosts:
-            return {"hosts": [values.host_port(name, h) for h in hosts], "protocol": protocol}
-    looked = " or ".join(record + domain for _, record in SRV_RECORDS)
-    raise EnvError(name, f"DNS has no SRV record {looked}",
-                   f"publish the etcd client SRV records or list the hosts in {name.rsplit('_', 2)[0]}_HOSTS")
-
-
-def _family(env: Env, prefix: str, srv: Srv) -> dict[str, Any] | None:
+def _family(env: Env, prefix: str) -> dict[str, Any] | None:
     given = [f"{prefix}_{n}" for n in LOCATIONS if get(env, f"{prefix}_{n}")]
     if len(given) > 1:
         raise EnvError(given[1], f"set together with {given[0]}", f"set only one of {', '.join(given)}")
@@ -108,7 +89,12 @@ def _family(env: Env, prefix: str, srv: Srv) -> dict[str, Any] | None:
     elif name.endswith("_PROXY"):
         conf = {"proxy": values.url(env, name)}
     else:
-        conf = _discover(name, get(env, name).rstrip("."), srv)
+        # Patroni's `srv`: the agent looks the SRV records up itself, at start and again
+        # whenever no etcd host it knows answers (howdah/dcs/srv.py)
+        domain = get(env, name).strip().rstrip(".")
+        if not domain or "/" in domain or ":" in domain:
+            raise EnvError(name, f"{get(env, name)!r} is not a DNS domain", "write e.g. example.com")
+        conf = {"srv": domain}
     protocol = get(env, f"{prefix}_PROTOCOL")
     if protocol:
         if protocol not in ("http", "https"):
@@ -159,10 +145,10 @@ def _kubernetes(env: Env, ip: str) -> dict[str, Any]:
     return conf
 
 
-def from_env(env: Env, ip: str = "", srv: Srv = no_srv) -> Dcs:
+def from_env(env: Env, ip: str = "") -> Dcs:
     refuse_unsupported(env)
     found = [(prefix, kind, conf) for prefix, kind in FAMILIES
-             if (conf := _family(env, prefix, srv)) is not None]
+             if (conf := _family(env, prefix)) is not None]
     if len(found) > 1:
         raise EnvError(f"{found[1][0]}_*", f"set together with {found[0][0]}_*",
                        f"use either the etcd v3 API ({found[0][0]}_*) or the v2 API ({found[1][0]}_*)")

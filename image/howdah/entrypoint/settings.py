@@ -32,8 +32,6 @@ class Facts:
     read_data_major: Callable[[str], str | None] = lambda _pgdata: None
     # The OS user the servers run as (pg_hba's peer line names it when it is the superuser).
     os_user: str = "postgres"
-    # DNS name -> ["host:port", ...] from its SRV records (ETCD*_DISCOVERY_DOMAIN)
-    srv: Callable[[str], list[str]] = dcs.no_srv
     # Locales `locale -a` lists (empty: do not check INITDB_LOCALE).
     locales: tuple[str, ...] = ()
 
@@ -163,7 +161,7 @@ def load(env: Env, facts: Facts) -> Settings:
     pgroot = get(env, "PGROOT", f"{home}/pgdata/pgroot")
     pgdata = get(env, "PGDATA", f"{pgroot}/data")
     pgversion = pgmajor.choose(get(env, "PGVERSION"), pgdata, facts.pg_majors, facts.read_data_major)
-    store = dcs.from_env(env, facts.ip, facts.srv)
+    store = dcs.from_env(env, facts.ip)
     scope = get(env, "SCOPE")
     if not scope:
         if store.kind != "local":

@@ -22,24 +22,7 @@ POSTGRES = "postgres"
 def facts() -> Facts:
     return Facts(hostname=socket.gethostname(), ip=container_ip(), memory=memory.detect(kubernetes=bool(os.environ.get("KUBERNETES_SERVICE_HOST"))),
                  pg_majors=pgversion.installed_majors(), read_data_major=pgversion.data_major,
-                 locales=available_locales(),
-                 srv=srv_hosts)
-
-
-def srv_hosts(name: str) -> list[str]:
-    """["host:port", ...] of the SRV records of `name`, by priority then weight; [] when
-    DNS has none (or cannot be asked)."""
-    try:
-        import dns.exception
-        import dns.resolver
-    except ImportError:
-        return []
-    try:
-        answer = dns.resolver.resolve(name, "SRV", lifetime=5)
-    except dns.exception.DNSException:
-        return []
-    records = sorted(answer, key=lambda r: (r.priority, -r.weight))
-    return [f"{str(r.target).rstrip('.')}:{r.port}" for r in records]
+                 locales=available_locales())
 
 
 def nudge_when_listening(path: str, timeout: float = 15.0) -> int:
