@@ -12,7 +12,7 @@ from howdah.api.config_api import merge_patch, validate
 from howdah.api.metrics import padded_version, render_metrics
 from howdah.api.requests import check_restart_body, conditions_met, parse_timeout, version_number
 from howdah.api.security import Guard, parse_allowlist
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.api.switchover import check_request, parse_schedule
 from howdah.api.views import ClusterRead, cluster_json, format_lsn
 from howdah.core.models import ClusterView, Leader, Member

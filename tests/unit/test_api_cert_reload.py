@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.tls import TestCA, have_openssl  # noqa: E402
 
 from howdah.api.server import RestApiServer  # noqa: E402
-from howdah.api.status import NodeStatus  # noqa: E402
-from howdah.api.tls import CertReloader, server_context  # noqa: E402
+from howdah.core.status import NodeStatus  # noqa: E402
+from howdah.config.tls import CertReloader, server_context  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_openssl(), reason="needs the openssl CLI")
 

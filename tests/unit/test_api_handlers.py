@@ -10,7 +10,7 @@ import pytest
 
 from howdah.api.routes import control_routes
 from howdah.api.server import RestApiServer
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.core.models import ClusterView, Leader, Member
 from howdah.dcs.base import DcsError
 

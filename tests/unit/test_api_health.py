@@ -16,7 +16,7 @@ from howdah.api.health import (
     parse_query,
     status_code,
 )
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 NOW = 1000.0
 MB = 1 << 20

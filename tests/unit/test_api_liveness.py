@@ -13,7 +13,7 @@ import pytest
 from howdah.api import liveness
 from howdah.api.liveness import ProcessWatch
 from howdah.api.responder import StatusResponder
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 NOW = 1000.0
 

@@ -21,7 +21,7 @@ from tornado.httpserver import HTTPServer
 from howdah.api.app import JsonHandler, make_app
 from howdah.api.health import CHECKS
 from howdah.api.server import RestApiServer
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 MB = 1 << 20
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from howdah import COMPAT_VERSION
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 NOW = 500.0
 

@@ -14,8 +14,8 @@ from harness.tls import CertPair, TestCA, have_openssl  # noqa: E402
 
 from howdah.agent.peers import fetch_one, pool_from_config  # noqa: E402
 from howdah.api.server import RestApiServer  # noqa: E402
-from howdah.api.status import NodeStatus  # noqa: E402
-from howdah.api.tls import (TlsConfigError, check_config, member_client_context,  # noqa: E402
+from howdah.core.status import NodeStatus  # noqa: E402
+from howdah.config.tls import (TlsConfigError, check_config, member_client_context,  # noqa: E402
                             server_context, unsafe_needs_client_cert)
 from howdah.config.load import ConfigError, apply_env, validate  # noqa: E402
 from howdah.core.models import Member  # noqa: E402

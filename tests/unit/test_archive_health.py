@@ -16,7 +16,7 @@ import pytest
 
 from howdah.agent import archive_health as ah
 from howdah.api.metrics import render_metrics
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 SEG = 16 * 1024 * 1024
 WAL1 = "000000010000000000000003"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from howdah.api.metrics import render_metrics
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.backup import drill, record
 from howdah.backup.checks import DrillFailure, _split_name
 from howdah.ctl import main as ctl_main

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.core.models import ClusterView
 from howdah.core.settings import Settings
 from howdah.dcs.base import Dcs

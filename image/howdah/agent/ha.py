@@ -19,7 +19,7 @@ from howdah.agent.slots import SlotKeeper
 from howdah.agent.state import Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
 from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                         extra_routes=routes)
     try:
         api.start(host or "0.0.0.0", int(port))
-    except ValueError as exc:  # howdah.api.tls.TlsConfigError: names the field
+    except ValueError as exc:  # howdah.config.tls.TlsConfigError: names the field
         print(f"howdah: config error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -1,7 +1,7 @@
 """Peers' GET /patroni during the leader race (2 s timeout, in parallel).
 
 Over https a member presents ``ctl.certfile`` and checks its peers' chain as
-Patroni does (see howdah.api.tls.member_client_context).
+Patroni does (see howdah.config.tls.member_client_context).
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def make_pool(context: ssl.SSLContext | None = None) -> urllib3.PoolManager:
 
 
 def pool_from_config(restapi: Mapping[str, Any], ctl: Mapping[str, Any]) -> urllib3.PoolManager:
-    """Raises howdah.api.tls.TlsConfigError (naming the field) for unreadable files."""
-    from howdah.api.tls import member_client_context
+    """Raises howdah.config.tls.TlsConfigError (naming the field) for unreadable files."""
+    from howdah.config.tls import member_client_context
     return make_pool(member_client_context(restapi, ctl))
 
 

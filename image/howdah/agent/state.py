@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from howdah import COMPAT_VERSION, __version__
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.core.models import ClusterView, LocalState, PgStatus, Role
 from howdah.core.settings import Settings
 from howdah.core.transitions import Decision

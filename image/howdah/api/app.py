@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 from tornado.web import Application, HTTPError, RequestHandler
 
 from howdah.api.responder import STATUS_PATHS, StatusResponder
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 from typing import Optional, Sequence
 
 from howdah.api.server import RestApiServer
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 _REPLICATION = (
     {"usename": "replicator", "application_name": "node2", "client_addr": "10.0.0.2",

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from howdah.api.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
+from howdah.core.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
 
 OK = 200
 UNAVAILABLE = 503

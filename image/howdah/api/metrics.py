@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from howdah.agent import archive_health
 from howdah.agent.archive_health import Health
 from howdah.backup import record
-from howdah.api.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
+from howdah.core.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

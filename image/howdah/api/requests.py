@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from howdah.agent.control import Control, Request, Ticket
 from howdah.api.base import ControlHandler, TextReply
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 from howdah.api.switchover import parse_schedule
 from howdah.core.models import truthy
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from howdah.api.health import CHECKS, NO_QUERY, CheckQuery, QueryError, parse_query, status_code
 from howdah.api.liveness import ProcessWatch
-from howdah.api.status import NodeStatus
+from howdah.core.status import NodeStatus
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from howdah.api.requests import (
     ReinitializeHandler, ReloadHandler, RestartHandler, RestartSchedule,
 )
 from howdah.api.security import Guard
-from howdah.api.status import PRIMARY
+from howdah.core.status import PRIMARY
 from howdah.api.switchover import FailoverHandler, SwitchoverHandler
 from howdah.api.views import ClusterRead, cluster_json, history_json, read_cluster
 from howdah.dcs.base import DcsError

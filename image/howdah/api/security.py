@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence, Union
 from urllib.parse import urlsplit
 
-from howdah.api.tls import unsafe_needs_client_cert
+from howdah.config.tls import unsafe_needs_client_cert
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

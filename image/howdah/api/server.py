@@ -3,7 +3,7 @@
 The agent's HA loop runs in the main thread and blocks on I/O, so the API
 runs its event loop in a daemon thread.  It reads the agent's state only
 through ``get_status()``, which returns the latest immutable
-:class:`~howdah.api.status.NodeStatus` (publishing one is a single reference
+:class:`~howdah.core.status.NodeStatus` (publishing one is a single reference
 assignment, atomic under the GIL)::
 
     api = RestApiServer(lambda: agent.status, certfile=..., keyfile=...)
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from howdah.api.front import FrontServer
 from howdah.api.responder import StatusResponder
-from howdah.api.status import NodeStatus
-from howdah.api.tls import CertReloader, server_context
+from howdah.core.status import NodeStatus
+from howdah.config.tls import CertReloader, server_context
 
 if TYPE_CHECKING:
     from tornado.web import Application
@@ -44,7 +44,7 @@ def tls_context(
     keyfile_password: Optional[str] = None,
     ciphers: Optional[str] = None,
 ) -> ssl.SSLContext:
-    """Server TLS context from the ``restapi`` TLS keys (see howdah.api.tls);
+    """Server TLS context from the ``restapi`` TLS keys (see howdah.config.tls);
     raises TlsConfigError (a ValueError) naming the field."""
     ctx = server_context({"certfile": certfile, "keyfile": keyfile, "cafile": cafile,
                           "verify_client": verify_client, "keyfile_password": keyfile_password,
@@ -166,7 +166,7 @@ class RestApiServer:
     def start(self, listen_host: str, port: int) -> None:
         """Bind ``listen_host:port`` (port 0: any free port, see ``.port``) and serve.
 
-        Bind errors (OSError) and TLS errors (howdah.api.tls.TlsConfigError, a
+        Bind errors (OSError) and TLS errors (howdah.config.tls.TlsConfigError, a
         ValueError naming the field) raise here, in the caller's thread.
         """
         if self._thread is not None:

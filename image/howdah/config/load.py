@@ -9,8 +9,8 @@ from typing import Any, Mapping
 import yaml
 
 from howdah.api.security import auth_pair
-from howdah.api.tls import TlsConfigError
-from howdah.api.tls import check_config as check_tls
+from howdah.config.tls import TlsConfigError
+from howdah.config.tls import check_config as check_tls
 from howdah.core.settings import SettingsError, build_settings, check_parameters
 
 from howdah.dcs import BACKENDS, HOST_BACKENDS, UNSUPPORTED

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import urllib3
 import urllib3.exceptions
 
-from howdah.api.tls import truthy
+from howdah.config.tls import truthy
 from howdah.core.models import Member
 
 from .config import CtlConfig
