@@ -118,3 +118,18 @@ def test_query_output_formats() -> None:
     assert json.loads(render_rows(cols, rows, "json")) == [{"id": 1, "name": "a"},
                                                             {"id": 2, "name": None}]
     assert "| 2  |      |" in render_rows(cols, rows, "pretty")
+
+
+def test_scheduled_restart_column_as_patronictl_and_tags_column_only_with_tags() -> None:
+    snap = snapshot()
+    data = dict(snap.member_data)
+    data["n3"] = {**data["n3"], "scheduled_restart": {
+        "schedule": "2099-01-01T00:00:00+00:00", "postgres_version": "99.0",
+        "postmaster_start_time": "2026-12-03 11:10:01.314993+00:00"}}
+    text = render(Snapshot(snap.view, snap.scope, data, {}))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| n3 "))
+    assert "Scheduled restart" in text
+    assert "2099-01-01T00:00:00+00:00 if version < 99.0" in row
+    assert "Scheduled restart" not in render(snapshot())
+    bare = build_view({"leader": ("n1", 1), "members/n1": (member("n1", 5431, role="primary"), 2)}, 3)
+    assert "Tags" not in render(Snapshot(bare, "demo"))

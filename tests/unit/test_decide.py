@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+from dataclasses import replace
 
 import pytest
 
@@ -77,6 +78,15 @@ CASES = [
      Goal.PROMOTE_HELD, Reason.HOLD_LOCK_AS_REPLICA),
     ("crashed postgres under leader restarts", view("b"), local(p=CRASHED, crash_since=NOW - 5),
      (), S, NOW, Goal.RESTART_PRIMARY, Reason.PG_CRASHED),
+    ("primary_start_timeout 0: a crash fails over to a healthy replica", view("b"),
+     local(p=CRASHED, crash_since=NOW), (peer("a", 100), peer("c", 100)),
+     replace(S, primary_start_timeout=0), NOW, Goal.RELEASE_AFTER_CRASH, Reason.START_TIMEOUT),
+    ("primary_start_timeout 0, no replica may take over: restart", view("b"),
+     local(p=CRASHED, crash_since=NOW), (peer("a", 100, nofailover=True), DOWN),
+     replace(S, primary_start_timeout=0), NOW, Goal.RESTART_PRIMARY, Reason.PG_CRASHED),
+    ("primary_start_timeout 0, replicas too far behind: restart", view("b", optime=10**9),
+     local(p=CRASHED, crash_since=NOW), (peer("a", 100),),
+     replace(S, primary_start_timeout=0), NOW, Goal.RESTART_PRIMARY, Reason.PG_CRASHED),
     ("crash past primary_start_timeout releases", view("b"),
      local(p=CRASHED, crash_since=NOW - 301), (), S, NOW,
      Goal.RELEASE_AFTER_CRASH, Reason.START_TIMEOUT),
@@ -229,6 +239,21 @@ MANUAL = [
      None),
     ("manual failover with no leader: others wait", fo_view(None, member="c"), local(),
      (rpeer("c"),), Goal.STAY_BEHIND, Reason.MANUAL_FAILOVER, None),
+    # as Patroni 4.1.5: a named member that died does not stall the cluster
+    ("manual failover to a dead member: the others race", fo_view(None, member="c"), local(),
+     (rpeer("a", 90), PeerStatus(name="c", reachable=False)), Goal.RACE, Reason.HEALTHIEST, None),
+    ("manual failover to a member gone from the DCS: the others race", fo_view(None, member="c"),
+     local(), (rpeer("a", 90),), Goal.RACE, Reason.HEALTHIEST, None),
+    ("switchover to a dead member: the former leader stays out", fo_view(None, leader="a",
+     member="c"), local("a"), (rpeer("b", 90), PeerStatus(name="c", reachable=False)),
+     Goal.STAY_BEHIND, Reason.MANUAL_FAILOVER, None),
+    ("switchover to a dead member: the former leader does not outrank", fo_view(
+        None, leader="a", member="c"), local("b"), (rpeer("a", 500),
+                                                   PeerStatus(name="c", reachable=False)),
+     Goal.RACE, Reason.HEALTHIEST, None),
+    ("switchover to a dead member, nobody else: the former leader races", fo_view(
+        None, leader="a", member="c"), local("a"), (PeerStatus(name="c", reachable=False),),
+     Goal.RACE, Reason.HEALTHIEST, None),
 ]
 
 

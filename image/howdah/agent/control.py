@@ -60,6 +60,9 @@ class Control:
         self._lock = threading.Lock()
         self._pending: Ticket | None = None
         self.failsafe: Any = None  # howdah.agent.failsafe.Failsafe, set by the agent
+        # The scheduled restart as the member key publishes it (set by the API
+        # thread, read by the HA loop; None when nothing is scheduled)
+        self.scheduled_restart: Mapping[str, Any] | None = None
 
     def view(self) -> ClusterView:
         return self._get_view()
@@ -87,6 +90,11 @@ class Control:
             self._pending = ticket
         self.wake()
         return ticket
+
+    def publish_schedule(self, doc: Mapping[str, Any] | None) -> None:
+        """Publish (or, with None, withdraw) the scheduled restart in the member key."""
+        self.scheduled_restart = dict(doc) if doc is not None else None
+        self.wake()
 
     def pending(self) -> Ticket | None:
         with self._lock:

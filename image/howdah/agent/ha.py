@@ -16,13 +16,13 @@ from howdah.agent.failsafe import Failsafe, auth_headers, confirm
 from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers, pool_from_config
 from howdah.agent.slots import SlotKeeper
-from howdah.agent.state import Memory, member_json, node_status, to_local
+from howdah.agent.state import DynamicCache, Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
 from howdah.core.status import NodeStatus
 from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
-from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind
+from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind, public_tags
 from howdah.core.settings import Settings, SettingsError, build_settings
 from howdah.core.transitions import Decision, Goal
 from howdah.dcs.base import DcsError
@@ -44,6 +44,7 @@ class Agent:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
+        self.dynamic_cache = DynamicCache(self.pg.paths.data_dir)
         self.settings = self._settings(ClusterView())
         for note in self.settings.notes:
             log.warning("bootstrap.dcs: %s", note)
@@ -61,7 +62,8 @@ class Agent:
         self.executor.slots = self.slots
         self.executor.tags = self.tags
         self.status = NodeStatus(name=cfg.name, scope=cfg.scope, state="starting",
-                                 role="uninitialized", ttl=self.settings.ttl, tags=dict(cfg.tags))
+                                 role="uninitialized", ttl=self.settings.ttl,
+                                 tags=public_tags(cfg.tags))
         self.config_changed = False  # postgresql parameters/pg_hba changed in the DCS
         self.exit_code = 0  # the process's exit status once run() returns
         self.control = Control(
@@ -196,7 +198,10 @@ class Agent:
             self.mem.crash_since = None
         peers: tuple[PeerStatus, ...] = ()
         wants_peers = view.leader is None or (i_lead and bool(view.failover))
-        if self.mem.dcs_ok and wants_peers and pg.running and task is None:
+        # primary_start_timeout 0: a crashed leader fails over if a replica can take over
+        crashed = i_lead and self.mem.crash_since is not None \
+            and self.settings.primary_start_timeout == 0
+        if self.mem.dcs_ok and (wants_peers and pg.running or crashed) and task is None:
             peers = fetch_peers(view.members, self.cfg.name, self.peer_pool)
         if self.config_changed and pg.running and task is None:
             self.config_changed = False
@@ -299,6 +304,9 @@ class Agent:
         elif task is not None:
             self.mem.state = task.kind.value
         self.mem.last_loop = self.clock()
+        self.mem.scheduled_restart = self.control.scheduled_restart
+        if self.mem.dcs_ok and view.config:
+            self.dynamic_cache.save(view.config)
         self.publish_lease()
         self.publish(pg)
         if self.mem.dcs_ok:

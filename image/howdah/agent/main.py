@@ -10,9 +10,11 @@ import sys
 import threading
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from howdah import COMPAT_VERSION, __version__
 from howdah.config.load import AgentConfig, ConfigError, load
+from howdah.core.models import tag_conflicts
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -33,6 +35,26 @@ def setup_logging(cfg: AgentConfig) -> None:
     )
     for noisy in ("urllib3", "tornado.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def name_taken(agent: Any) -> bool:
+    """Another agent with this node's name is alive: its member key's REST API
+    answers (any status), as Patroni checks before it starts (a second agent
+    with a live member's name would fight it for the same member key)."""
+    from howdah.dcs.base import DcsError
+    try:
+        member = agent.dcs.get_cluster().member(agent.cfg.name)
+    except DcsError:
+        return False  # the DCS is not reachable yet: nothing to compare with
+    if member is None or not member.api_url:
+        return False
+    parts = urlsplit(member.api_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/liveness", "", ""))
+    try:
+        agent.peer_pool.request("GET", url, timeout=3.0, preload_content=True)
+    except Exception:  # noqa: BLE001 - no answer: the name is free
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"howdah: cannot start: {exc}", file=sys.stderr)
+        return 1
+    for warning in tag_conflicts(cfg.tags):
+        logging.getLogger("howdah").warning("%s", warning)
+    if name_taken(agent):
+        logging.getLogger("howdah").critical(
+            "Can't start; there is already a node named '%s' running", cfg.name)
         return 1
     host, _, port = str(cfg.restapi["listen"]).rpartition(":")
     # Probes are answered on the API thread: let it have the GIL promptly.

@@ -1,16 +1,22 @@
 """Mutable per-node memory of the agent, and the status it publishes."""
 from __future__ import annotations
 
+import json
+import logging
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from howdah import COMPAT_VERSION, __version__
 from howdah.core.status import NodeStatus
-from howdah.core.models import ClusterView, LocalState, PgStatus, Role
+from howdah.core.models import ClusterView, LocalState, PgStatus, Role, public_tags
 from howdah.core.settings import Settings
 from howdah.core.transitions import Decision
 from howdah.pg.query import Snapshot
+
+log = logging.getLogger("howdah.ha")
 
 
 @dataclass
@@ -28,6 +34,7 @@ class Memory:
     state: str = "stopped"
     last_decision: Decision | None = None
     last_loop: float | None = None
+    scheduled_restart: Mapping[str, Any] | None = None  # published in the member key
 
 
 def member_json(name: str, conn_url: str, api_url: str, mem: Memory, pg: PgStatus,
@@ -49,10 +56,13 @@ def member_json(name: str, conn_url: str, api_url: str, mem: Memory, pg: PgStatu
             if snap is not None and snap.in_recovery:  # patronictl list's Receive/Replay
                 data["receive_lsn"] = snap.received
                 data["replay_lsn"] = snap.replayed
-    if tags:
-        data["tags"] = tags
+    shown = public_tags(tags)  # default-false boolean tags left out, as Patroni does
+    if shown:
+        data["tags"] = shown
     if pending_restart:
         data["pending_restart"] = True
+    if mem.scheduled_restart:
+        data["scheduled_restart"] = dict(mem.scheduled_restart)
     if paused:
         data["pause"] = True  # patronictl pause --wait waits for every member to say so
     return data
@@ -84,7 +94,8 @@ def node_status(name: str, scope: str, mem: Memory, pg: PgStatus, snap: Snapshot
         pause=settings.pause,
         cluster_unlocked=view.leader is None,
         dcs_last_seen=int(mem.dcs_last_seen),
-        tags=dict(tags),
+        tags=public_tags(tags),
+        scheduled_restart=mem.scheduled_restart,
         lease_deadline=lease_deadline,
         is_standby_cluster=settings.standby_cluster is not None,
         leader_optime=view.optime,
@@ -111,3 +122,39 @@ def to_local(name: str, mem: Memory, pg: PgStatus, task: Any, result: Any,
         last_renew=mem.last_renew, was_running=mem.was_running, crash_since=mem.crash_since,
         tags=tags, rewind_failed=mem.rewind_failed, demoted=mem.role == Role.DEMOTED,
     )
+
+
+class DynamicCache:
+    """``patroni.dynamic.json`` in the data directory, as Patroni keeps it: the
+    dynamic configuration in effect (the DCS ``config`` key over the defaults),
+    rewritten whenever it changes once the data directory holds a cluster.
+    Tools and runbooks that read it find it where Patroni leaves it."""
+
+    NAME = "patroni.dynamic.json"
+    BASE = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.path = data_dir / self.NAME
+        self.saved: dict[str, Any] | None = None
+
+    def save(self, dynamic: Mapping[str, Any]) -> bool:
+        """Write it (atomically, mode 0600) when it changed; False on no change or error."""
+        doc = {**self.BASE, **dict(dynamic)}
+        if doc == self.saved or not (self.data_dir / "PG_VERSION").is_file():
+            return False
+        tmp = self.data_dir / f"{self.NAME}.tmp{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, default=str)
+            os.replace(tmp, self.path)
+        except (OSError, TypeError, ValueError) as exc:
+            log.warning("could not write %s: %s", self.path, exc)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            return False
+        self.saved = doc
+        return True

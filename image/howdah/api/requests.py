@@ -101,6 +101,13 @@ class Scheduled:
             doc["postgres_version"] = self.options["postgres_version"]
         return doc
 
+    def member_json(self, postmaster_start_time: str | None) -> dict[str, Any]:
+        """As Patroni publishes it in the member key (patronictl list shows it)."""
+        doc: dict[str, Any] = {"schedule": self.at.isoformat(), **self.options}
+        if postmaster_start_time:
+            doc["postmaster_start_time"] = postmaster_start_time
+        return doc
+
 
 class RestartSchedule:
     """At most one scheduled restart of this node, kept on the API's event loop."""
@@ -116,6 +123,7 @@ class RestartSchedule:
         delay = max(0.0, (at - datetime.now(timezone.utc)).total_seconds())
         item.handle = asyncio.get_running_loop().call_later(delay, self._fire, item, 0)
         self.current = item
+        self.control.publish_schedule(item.member_json(self.control.status().postmaster_start_time))
         return True
 
     def remove(self) -> bool:
@@ -124,6 +132,7 @@ class RestartSchedule:
             return False
         if item.handle is not None:
             item.handle.cancel()
+        self.control.publish_schedule(None)
         return True
 
     def _fire(self, item: Scheduled, attempt: int) -> None:
@@ -132,12 +141,14 @@ class RestartSchedule:
         if not conditions_met(item.options, self.control.status()):
             log.info("scheduled restart skipped: its conditions are not met")
             self.current = None
+            self.control.publish_schedule(None)
             return
         if self.control.request(Request.RESTART, **item.options) is None and attempt < 600:
             item.handle = asyncio.get_running_loop().call_later(1.0, self._fire, item, attempt + 1)
             return
         log.info("scheduled restart queued")
         self.current = None
+        self.control.publish_schedule(None)
 
 
 def loop_stalled(control: Control, now: float) -> bool:

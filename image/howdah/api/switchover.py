@@ -72,6 +72,10 @@ def check_request(action: str, body: Mapping[str, Any], view: ClusterView) -> tu
     if when is None:
         if leader and leader != current:
             raise TextReply(412, "leader name does not match")
+        if candidate and action == "switchover" and sync_mode(view) == "on" \
+                and candidate not in view.sync_standbys:
+            # as Patroni: only a synchronous standby has every acknowledged commit
+            raise TextReply(412, "candidate name does not match with sync_standby")
         if candidate and view.member(candidate) is None:
             raise TextReply(412, "candidate does not exists")
     value: dict[str, Any] = {}
@@ -84,10 +88,22 @@ def check_request(action: str, body: Mapping[str, Any], view: ClusterView) -> tu
     return action, value
 
 
+def sync_mode(view: ClusterView) -> str:
+    """"on", "quorum" or "off", from the DCS config (off in a standby cluster)."""
+    value = view.config.get("synchronous_mode", False)
+    if view.config.get("standby_cluster"):
+        return "off"
+    if isinstance(value, str) and value.strip().lower() == "quorum":
+        return "quorum"
+    return "on" if truthy(value) else "off"
+
+
 def candidates(view: ClusterView, candidate: str | None) -> list[Member]:
     if candidate:
         m = view.member(candidate)
         return [m] if m else []
+    if sync_mode(view) == "on":  # only the synchronous standbys may take over
+        return [m for m in view.members if m.name in view.sync_standbys]
     current = view.leader.name if view.leader else None
     return [m for m in view.members if m.name != current and m.api_url]
 
@@ -123,6 +139,8 @@ class FailoverHandler(ControlHandler):
         action, value = check_request(self.action, body, view)
         if "scheduled_at" not in value:
             members = candidates(view, value.get("member"))
+            if not members and sync_mode(view) == "on":
+                raise TextReply(412, f"{action} is not possible: can not find sync_standby")
             if not members:
                 raise TextReply(412, f"{action} is not possible: cluster does not have members except leader")
             if not await self.blocking(any_healthy, members):

@@ -13,7 +13,7 @@ from howdah.core.models import (
     truthy,
 )
 from howdah.core.failsafe import hold_race, keep_leading
-from howdah.core.manual import leader_handover, manual_race
+from howdah.core.manual import healthy_candidates, leader_handover, manual_race
 from howdah.core.ranking import Candidate, better_peers, from_peer
 from howdah.core.settings import Settings
 from howdah.core.sync import may_promote
@@ -190,6 +190,13 @@ def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
                         f"no action: standby leader replicating from {remote}")
     if pg.running:
         return Decision(G.PROMOTE_HELD, R.HOLD_LOCK_AS_REPLICA, "promoting: I hold the lock")
+    if local.crash_since is not None and settings.primary_start_timeout == 0 \
+            and crash_failover_possible(view, local, peers, settings):
+        # as Patroni: 0 means fail over rather than restart a crashed primary,
+        # when a healthy replica can take over (the executor stops the
+        # postmaster first and only then releases the lock)
+        return Decision(G.RELEASE_AFTER_CRASH, R.START_TIMEOUT,
+                        "primary crashed and primary_start_timeout is 0: failing over")
     if local.crash_since is not None and now - local.crash_since > settings.primary_start_timeout:
         return Decision(
             G.RELEASE_AFTER_CRASH,
@@ -200,6 +207,18 @@ def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
     if pg.data in WAS_PRIMARY:
         return Decision(G.RESTART_PRIMARY, R.PG_CRASHED, "postgres is down: restarting as primary")
     return Decision(G.START_LEADER_READONLY, R.PG_DOWN, "starting postgres to promote it")
+
+
+def crash_failover_possible(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
+                            settings: Settings) -> bool:
+    """A replica could take over from this crashed primary: reachable, running,
+    allowed to fail over, within maximum_lag_on_failover of the last optime and,
+    in synchronous mode, a synchronous standby (in quorum mode enough of them)."""
+    ok = [p for p in healthy_candidates(view, local, peers, settings)
+          if view.optime is None or view.optime - p.wal_position <= settings.maximum_lag_on_failover]
+    if _quorum_active(view, settings):
+        return len(ok) >= max(1, view.sync_quorum)
+    return bool(ok)
 
 
 def remote_of(standby: Mapping[str, Any]) -> str:
@@ -221,7 +240,7 @@ def _no_leader(
             return Decision(G.DEMOTE, R.UNGUARDED, f"demoting: {local.unguarded}")
         return Decision(G.STAY_BEHIND, R.UNGUARDED,
                         f"no leader, but not taking the lock: {local.unguarded}")
-    manual = manual_race(view, local)
+    manual = manual_race(view, local, peers)
     if manual is not None and not primary:
         return manual
     held = None if primary else hold_race(view, local, settings)
@@ -312,6 +331,10 @@ def _rivals(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
     it has beyond the sync standbys was never acknowledged.
     """
     others = [p for p in peers if p.name != local.name]
+    former = view.failover.get("leader") if view.failover else None
+    if former and view.failover.get("member"):
+        # a switchover whose target died: its former leader does not compete
+        others = [p for p in others if p.name != former]
     if _quorum_active(view, settings):
         # in quorum mode anyone ahead may collect the votes: defer to it
         return [p for p in others if p.name != view.sync_leader]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
-from howdah.core.models import ClusterView, LocalState, PeerStatus
+from howdah.core.models import ClusterView, LocalState, PeerStatus, failover_allowed
 from howdah.core.ranking import from_peer, rank
 from howdah.core.settings import Settings
 from howdah.core.transitions import Decision, Goal, Reason
@@ -83,11 +83,29 @@ def leader_handover(view: ClusterView, local: LocalState, peers: Sequence[PeerSt
     return Decision(G.HAND_OVER, R.SWITCHOVER, f"switching over to {target}", target=target)
 
 
-def manual_race(view: ClusterView, local: LocalState) -> Decision | None:
-    """No leader and a failover key naming a member: only that member races."""
+def manual_race(view: ClusterView, local: LocalState,
+                peers: Sequence[PeerStatus] | None = None) -> Decision | None:
+    """No leader and a failover key naming a member: only that member races.
+
+    With ``peers`` (not in pause), as Patroni: when the named member is not
+    a reachable member allowed to fail over (it died after the request), the
+    others fall back to the ordinary race (None), the former leader of a
+    switchover staying out of it while another member can take over.
+    """
     member = view.failover.get("member") if view.failover else None
     if not member or not due(view.failover, local.wall):
         return None
     if member == local.name:
         return Decision(G.RACE, R.MANUAL_FAILOVER, "manual failover to me: taking the lock")
-    return Decision(G.STAY_BEHIND, R.MANUAL_FAILOVER, f"manual failover to {member}: not racing")
+    if peers is None:
+        return Decision(G.STAY_BEHIND, R.MANUAL_FAILOVER, f"manual failover to {member}: not racing")
+    named = next((p for p in peers if p.name == member), None)
+    if named is not None and from_peer(named).reachable and failover_allowed(named.tags):
+        return Decision(G.STAY_BEHIND, R.MANUAL_FAILOVER, f"manual failover to {member}: not racing")
+    former = view.failover.get("leader")
+    if former == local.name and any(
+            p.name != member and from_peer(p).eligible for p in peers):
+        return Decision(G.STAY_BEHIND, R.MANUAL_FAILOVER,
+                        f"manual failover to {member}, which is not healthy: another member "
+                        "takes over, not the former leader")
+    return None

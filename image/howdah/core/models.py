@@ -67,18 +67,58 @@ class Member:
         return priority_of(self.tags)
 
 
-def priority_of(tags: Mapping[str, Any]) -> int:
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
     try:
-        return int(tags.get("failover_priority", 1))
-    except (TypeError, ValueError):
-        return 1
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def priority_of(tags: Mapping[str, Any]) -> int:
+    """failover_priority as Patroni 4.1 reads it: 0 with nofailover set, else the
+    tag (1 when absent or unreadable)."""
+    if truthy(tags.get("nofailover")):
+        return 0
+    priority = _int_or_none(tags.get("failover_priority"))
+    return 1 if priority is None else priority
 
 
 def failover_allowed(tags: Mapping[str, Any]) -> bool:
-    """nofailover forbids; failover_priority <= 0 behaves as nofailover."""
-    if truthy(tags.get("nofailover")):
-        return False
-    return priority_of(tags) > 0
+    """A nofailover tag that is set (true or false) decides; without it
+    failover_priority <= 0 behaves as nofailover (Patroni's rule)."""
+    if tags.get("nofailover") is not None:
+        return not truthy(tags.get("nofailover"))
+    priority = _int_or_none(tags.get("failover_priority"))
+    return priority is None or priority > 0
+
+
+BOOL_TAGS = ("clonefrom", "nofailover", "noloadbalance", "nosync", "nostream")
+
+
+def public_tags(tags: Mapping[str, Any]) -> dict[str, Any]:
+    """The tags a member publishes (member key, GET /patroni), as Patroni filters
+    them: the boolean tags only when set, except nofailover/nosync when their
+    priority tag is also given (both are needed to read a conflict)."""
+    return {k: v for k, v in tags.items()
+            if k not in BOOL_TAGS or truthy(v)
+            or (k == "nofailover" and "failover_priority" in tags)
+            or (k == "nosync" and "sync_priority" in tags)}
+
+
+def tag_conflicts(tags: Mapping[str, Any]) -> list[str]:
+    """Warnings for a boolean tag contradicting its priority tag (the boolean wins)."""
+    out = []
+    for flag, prio in (("nofailover", "failover_priority"), ("nosync", "sync_priority")):
+        if flag not in tags:
+            continue
+        priority = _int_or_none(tags.get(prio))
+        on = truthy(tags.get(flag))
+        if priority is not None and (on and priority > 0 or not on and priority <= 0):
+            out.append(f"Conflicting configuration between {flag}: {tags.get(flag)} and "
+                       f"{prio}: {priority}. Defaulting to {flag}: {tags.get(flag)}")
+    return out
 
 
 def truthy(value: Any) -> bool:

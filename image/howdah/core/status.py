@@ -67,6 +67,8 @@ class NodeStatus:
     postmaster_start_time: str | None = None
     system_identifier: str | None = None
     pending_restart: bool = False
+    # The scheduled restart as published in the member key, or None
+    scheduled_restart: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
     pause: bool = False
     cluster_unlocked: bool = False
     dcs_last_seen: int = 0
@@ -222,6 +224,9 @@ class NodeStatus:
             doc["database_system_identifier"] = self.system_identifier
         if self.pending_restart:
             doc["pending_restart"] = True
+        if self.scheduled_restart:  # as Patroni: without the postmaster start time
+            doc["scheduled_restart"] = {k: v for k, v in self.scheduled_restart.items()
+                                        if k != "postmaster_start_time"}
         doc["patroni"] = {"version": self.patroni_version, "scope": self.scope, "name": self.name}
         doc["howdah"] = {"version": self.howdah_version}
 

@@ -54,13 +54,22 @@ def ssn_value(names: Sequence[str], count: int, strict: bool, quorum: bool = Fal
 
 
 def sync_priority(tags: Mapping[str, Any]) -> int:
-    """The sync_priority tag (Patroni 4.1); nosync means 0; <= 0: never synchronous."""
-    if "sync_priority" in tags:
-        try:
-            return int(tags["sync_priority"])
-        except (TypeError, ValueError):
-            return 1
-    return 0 if truthy(tags.get("nosync")) else 1
+    """The sync_priority tag (Patroni 4.1): 0 with nosync set, else the tag
+    (1 when absent or unreadable)."""
+    if truthy(tags.get("nosync")):
+        return 0
+    try:
+        return int(tags["sync_priority"]) if "sync_priority" in tags else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+def nosync(tags: Mapping[str, Any]) -> bool:
+    """Never synchronous: a nosync tag that is set (true or false) decides,
+    without it sync_priority <= 0 (Patroni's rule)."""
+    if tags.get("nosync") is not None:
+        return truthy(tags.get("nosync"))
+    return "sync_priority" in tags and sync_priority(tags) <= 0
 
 
 def candidates(replication: Sequence[Mapping[str, Any]],
@@ -77,9 +86,9 @@ def candidates(replication: Sequence[Mapping[str, Any]],
         name = str(row.get("application_name") or "")
         if row.get("state") != "streaming" or name not in tags:
             continue
-        priority = sync_priority(tags[name])
-        if priority <= 0:
+        if nosync(tags[name]):
             continue
+        priority = sync_priority(tags[name])
         if max_lag > 0 and name in flushed and best - flushed[name] > max_lag:
             continue
         ranked.append((-priority, name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from howdah.core.models import Member
@@ -67,6 +67,17 @@ def tags_text(tags: dict[str, Any] | Any) -> str:
                      for k, v in sorted(tags.items()))
 
 
+def scheduled_text(data: Mapping[str, Any]) -> str:
+    """A member's scheduled restart as patronictl list shows it ("" when none)."""
+    sched = data.get("scheduled_restart")
+    if not isinstance(sched, Mapping) or not sched.get("schedule"):
+        return ""
+    text = str(sched["schedule"])
+    if sched.get("postgres_version"):
+        text += f" if version < {sched['postgres_version']}"
+    return text
+
+
 def member_rows(snap: Snapshot) -> list[dict[str, Any]]:
     rows = []
     for m in snap.view.members:
@@ -79,16 +90,23 @@ def member_rows(snap: Snapshot) -> list[dict[str, Any]]:
             ("unknown" if lag is None else round(lag / MB)),
             "tags": dict(m.tags),
             "pending_restart": bool(snap.member_data.get(m.name, {}).get("pending_restart")),
+            "scheduled_restart": scheduled_text(snap.member_data.get(m.name, {})),
         })
     return rows
 
 
 def render(snap: Snapshot) -> str:
     rows = member_rows(snap)
+    # as patronictl: these columns appear only when some member has a value
     pending = any(r["pending_restart"] for r in rows)
-    headers = list(HEADERS[:-1]) + (["Pending restart"] if pending else []) + ["Tags"]
+    scheduled = any(r["scheduled_restart"] for r in rows)
+    tagged = any(r["tags"] for r in rows)
+    headers = list(HEADERS[:-1]) + (["Pending restart"] if pending else []) \
+        + (["Scheduled restart"] if scheduled else []) + (["Tags"] if tagged else [])
     table = [[r["member"], r["host"], r["role"], r["state"], r["timeline"] or "", r["lag_mb"]]
-             + (["*" if r["pending_restart"] else ""] if pending else []) + [tags_text(r["tags"])]
+             + (["*" if r["pending_restart"] else ""] if pending else [])
+             + ([r["scheduled_restart"]] if scheduled else [])
+             + ([tags_text(r["tags"])] if tagged else [])
              for r in rows]
     sysid = snap.view.initialize
     title = f"Cluster: {snap.scope}" + (f" ({sysid})" if sysid else "")
