@@ -1,0 +1,207 @@
+"""Smaller Patroni 4.1.5 behaviours (issue 9 item 9), side by side: the same
+YAML for Patroni (bench/.venv-patroni) and Howdah, the same assertions.
+
+* tags: the boolean tags left at false are not published (member key,
+  GET /patroni, patronictl list and howdahctl list); nofailover/failover_priority
+  conflicts are logged and the boolean tag wins;
+* ``patroni.dynamic.json`` is kept in the data directory;
+* a scheduled restart is published in the member key (patronictl list shows it)
+  and withdrawn when deleted;
+* in synchronous mode a switchover to a non-synchronous member answers 412;
+* a second agent with a live member's name logs CRITICAL and exits non-zero;
+* ``primary_start_timeout: 0``: a crashed primary is failed over, not restarted;
+* a manual failover whose candidate died falls back to the ordinary race.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from typing import Any, Callable
+
+import pytest
+
+from harness import AgentNode, LocalCluster, wait_until
+from harness.config import HOWDAH_VENV, PATRONI_VENV
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
+FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
+KINDS = [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"]
+ALL_FALSE = {"clonefrom": False, "nofailover": False, "noloadbalance": False, "nosync": False,
+             "nostream": False, "custom": False}
+TAGS = {"n1": ALL_FALSE,
+        "n2": {"nofailover": False, "failover_priority": 0, "clonefrom": True},
+        "n3": {"nofailover": True, "failover_priority": 5}}
+# what Patroni 4.1.5 published for TAGS (observed, and asserted for both below)
+SHOWN = {"n1": {"custom": False},
+         "n2": {"nofailover": False, "failover_priority": 0, "clonefrom": True},
+         "n3": {"nofailover": True, "failover_priority": 5}}
+CONFLICTS = {
+    "n2": "Conflicting configuration between nofailover: False and failover_priority: 0. "
+          "Defaulting to nofailover: False",
+    "n3": "Conflicting configuration between nofailover: True and failover_priority: 5. "
+          "Defaulting to nofailover: True"}
+WHEN = "2099-01-01T00:00:00+00:00"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PATRONI", "HOWDAH"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _ctl(exe: str, node: AgentNode, *args: str) -> str:
+    res = subprocess.run([exe, "-c", str(node.config_path), *args], capture_output=True,
+                         text=True, timeout=120, env=_env())
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def patronictl(node: AgentNode, *args: str) -> str:
+    return _ctl(str(PATRONI_VENV / "bin" / "patronictl"), node, *args)
+
+
+def howdahctl(node: AgentNode, *args: str) -> str:
+    return _ctl(str(HOWDAH_VENV / "bin" / "howdahctl"), node, *args)
+
+
+def member_key(cluster: LocalCluster, name: str) -> dict[str, Any]:
+    raw = cluster.dcs_key(f"members/{name}")
+    return json.loads(raw) if raw else {}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tags_cache_schedule_sync_switchover_and_duplicate_name(
+        kind: str, request: pytest.FixtureRequest,
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    request.getfixturevalue("patroni_venv")  # patronictl lists the Howdah cluster too
+    cluster = local_cluster(3, kind=kind, tags=TAGS, **FAST,
+                            extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
+    leader = cluster.wait_leader(180)
+    cluster.wait_streaming(2, 300)
+
+    # tags: published as Patroni filters them, conflicts logged
+    for node in cluster.nodes:
+        wait_until(lambda: member_key(cluster, node.name).get("tags", {}) == SHOWN[node.name]
+                   and (node.api("/patroni")[1] or {}).get("tags", {}) == SHOWN[node.name],
+                   60, what=f"{node.name} publishes {SHOWN[node.name]}",
+                   details=lambda: json.dumps(member_key(cluster, node.name)))
+        if node.name in CONFLICTS:
+            assert CONFLICTS[node.name] in node.log_text(100000), node.name
+    for text in (patronictl(leader, "list"), howdahctl(leader, "list")):
+        n1_row = next(ln for ln in text.splitlines() if ln.startswith("| n1 "))
+        assert "custom: false" in n1_row and "clonefrom" not in text.split("| n2 ")[0], text
+        assert "noloadbalance" not in text and "nosync" not in text, text
+
+    # patroni.dynamic.json in every data directory, with the DCS config
+    dcs_config = json.loads(cluster.dcs_key("config") or "{}")
+    for node in cluster.nodes:
+        path = node.data_dir / "patroni.dynamic.json"
+        wait_until(path.exists, 60, what=f"{path} written")
+        doc = json.loads(path.read_text())
+        assert {k: doc.get(k) for k in ("ttl", "loop_wait", "retry_timeout", "synchronous_mode")} \
+            == {k: dcs_config.get(k) for k in ("ttl", "loop_wait", "retry_timeout",
+                                               "synchronous_mode")}, (node.name, doc)
+
+    # a scheduled restart is published in the member key; patronictl list shows it
+    replica = next(n for n in cluster.nodes if n is not leader)
+    assert replica.api("/restart", "POST", {"schedule": WHEN}) == (202, "Restart scheduled")
+    assert replica.api("/restart", "POST", {"schedule": WHEN}) == \
+        (409, "Another restart is already scheduled")
+    wait_until(lambda: member_key(cluster, replica.name).get("scheduled_restart", {})
+               .get("schedule") == WHEN, 60, what="scheduled_restart in the member key",
+               details=lambda: json.dumps(member_key(cluster, replica.name)))
+    assert (replica.api("/patroni")[1] or {}).get("scheduled_restart", {}).get("schedule") == WHEN
+    assert "postmaster_start_time" not in replica.api("/patroni")[1]["scheduled_restart"]
+    text = patronictl(leader, "list")
+    assert "Scheduled restart" in text, text
+    row = next(ln for ln in text.splitlines() if ln.startswith(f"| {replica.name} "))
+    assert WHEN in row, text
+    assert WHEN in howdahctl(leader, "list")
+    assert replica.api("/restart", "DELETE") == (200, "scheduled restart deleted")
+    wait_until(lambda: "scheduled_restart" not in member_key(cluster, replica.name), 60,
+               what="scheduled_restart withdrawn")
+
+    # synchronous mode: a switchover to a non-synchronous member is refused
+    wait_until(lambda: json.loads(cluster.dcs_key("sync") or "{}").get("sync_standby"), 120,
+               what="a synchronous standby")
+    sync = str(json.loads(cluster.dcs_key("sync") or "{}")["sync_standby"]).split(",")
+    other = next(n for n in cluster.nodes if n is not leader and n.name not in sync)
+    assert leader.api("/switchover", "POST", {"leader": leader.name, "candidate": other.name}) \
+        == (412, "candidate name does not match with sync_standby"), kind
+    assert cluster.dcs_key("leader") == leader.name
+
+    # a second agent with a live member's name refuses to start
+    pg_port, api_port = cluster.ports.take_many(2)
+    assert cluster.base is not None
+    first = cluster.nodes[0]
+    spec = dataclasses.replace(first.spec, workdir=cluster.base / "duplicate", pg_port=pg_port,
+                               api_port=api_port)
+    dup = AgentNode(spec, kind)
+    dup.start()
+    assert dup.proc is not None
+    try:
+        code = dup.proc.wait(120)
+    finally:
+        dup.destroy()
+    log = dup.log_text(100)
+    assert code != 0, log
+    assert "CRITICAL" in log and f"Can't start; there is already a node named '{first.name}' " \
+        "running" in log, log
+    assert not (spec.workdir / "data" / "PG_VERSION").exists()
+    assert member_key(cluster, first.name).get("api_url", "").endswith(f":{first.api_port}/patroni")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_primary_start_timeout_zero_fails_over_after_a_crash(
+        kind: str, request: pytest.FixtureRequest,
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(2, kind=kind, **FAST,
+                            extra={"bootstrap": {"dcs": {"primary_start_timeout": 0}}})
+    leader = cluster.wait_leader(180)
+    cluster.wait_streaming(1, 300)
+    replica = next(n for n in cluster.nodes if n is not leader)
+    wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers 200")
+    pid = leader.postmaster_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    new = cluster.wait_leader(120, exclude=[leader.name])
+    took = time.monotonic() - started
+    assert new is replica
+    # the crashed primary was stopped, not restarted as a primary: it follows
+    wait_until(lambda: leader.role() == "replica" and leader.api("/replica")[0] == 200, 180,
+               what="the crashed primary follows the new leader", details=cluster.dump_logs)
+    assert not leader.is_writable()
+    wait_until(replica.is_writable, 60, what=f"{replica.name} takes writes")
+    sys_log = leader.log_text(100000)
+    assert ("Primary crashed. Failing over." in sys_log) if kind == "patroni" else \
+        ("primary_start_timeout is 0: failing over" in sys_log), sys_log[-3000:]
+    print(f"{kind}: new leader {took:.1f}s after the postmaster was killed")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_manual_failover_to_a_member_that_died_falls_back(
+        kind: str, request: pytest.FixtureRequest,
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(3, kind=kind, **FAST)
+    leader = cluster.wait_leader(180)
+    cluster.wait_streaming(2, 300)
+    target, survivor = [n for n in cluster.nodes if n is not leader]
+    # the named candidate and the old leader die; the failover key names the dead
+    # member (its member key lives on until its ttl), and the lock is gone
+    target.kill9()
+    leader.kill9()
+    client = cluster.dcs_client(name=leader.name)
+    assert client.write_failover({"member": target.name})
+    assert client.release_leader()
+    new = cluster.wait_leader(150)
+    assert new is survivor, kind
+    wait_until(survivor.is_writable, 60, what=f"{survivor.name} takes writes")
