@@ -51,6 +51,16 @@ def test_archive_health_section_with_archiving_only() -> None:
     assert cfg.warn_after == 120.0 and cfg.stanza == "dr" and cfg.pgbackrest_config.endswith("pgbackrest.conf")
 
 
+def test_a_bad_archive_health_overlay_stops_the_container_with_one_line() -> None:
+    env = {**NODE, "WAL_S3_BUCKET": "b", "SPILO_CONFIGURATION": "archive_health: {warn_after: soon}"}
+    s = settings.load(env, FACTS)
+    text = render.render_all(s)["howdah.yml"][0]
+    with pytest.raises(EnvError) as err:
+        render.check_agent_config(text, env)
+    line = err.value.line()
+    assert "archive_health.warn_after" in line and "\n" not in line
+
+
 @pytest.mark.parametrize("variable", ["ARCHIVE_CHECK_INTERVAL", "ARCHIVE_WARNING_AFTER", "REPOSITORY_CHECK_INTERVAL"])
 def test_archive_health_intervals_are_checked(variable: str) -> None:
     with pytest.raises(EnvError) as err:

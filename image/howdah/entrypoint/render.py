@@ -79,13 +79,15 @@ def check_agent_config(text: str, env: Mapping[str, str]) -> None:
     """Validate the rendered agent YAML as the agent will (with its PATRONI_* overrides), so a
     config the agent would refuse stops the container now, with one line, instead of making
     supervisord restart the agent over and over."""
+    from howdah.agent.archive_health import ArchiveConfig, ArchiveConfigError
     from howdah.config.load import ConfigError, apply_env, validate
 
     tree = yaml.safe_load(text)
     try:
         apply_env(tree, env)
         validate(tree)
-    except ConfigError as exc:
+        ArchiveConfig.from_raw(tree.get("archive_health"))
+    except (ConfigError, ArchiveConfigError) as exc:
         raise EnvError(f"agent config field {exc.field}", str(exc).split(": ", 1)[-1],
                        "fix the variable, SPILO_CONFIGURATION or HOWDAH_CONFIGURATION that sets it") from None
 
