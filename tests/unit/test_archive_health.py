@@ -135,6 +135,26 @@ def replace_failed(a: ah.Archiver, t: float) -> ah.Archiver:
     return replace(a, failed_count=a.failed_count + 3, last_failed_time=t)
 
 
+def test_postgres_down_mid_failure_keeps_the_state_and_says_nothing(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    row: dict[str, ah.Archiver | None] = {"a": archiver(failed_count=2, last_failed_time=1990.0)}
+
+    def query() -> ah.Archiver | None:
+        if row["a"] is None:
+            raise OSError("connection refused")
+        return row["a"]
+    m = ah.Monitor(ah.ArchiveConfig(warn_after=5), datadir(tmp_path, []), query, clock)
+    caplog.set_level(logging.INFO, logger="howdah.archive")
+    m.sample()
+    row["a"] = None
+    clock.now += 100
+    h = m.sample()
+    assert h.archiver is None and h.failing_since == 1990.0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1, "only the one before"
+
+
 def test_a_segment_waiting_too_long_without_failures_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import os
 

@@ -342,6 +342,8 @@ class Monitor:
 
     def _report(self, prev: Health, h: Health, now: float) -> None:
         repeat = max(self.cfg.warn_after, 60.0)
+        if h.archiver is None:  # postgres down: nothing new to say
+            return
         if h.failing_since is not None:
             if h.failing_seconds(now) >= self.cfg.warn_after and (
                     self._warned_at is None or now - self._warned_at >= repeat):
