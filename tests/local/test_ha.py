@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 
 from harness import LocalCluster
+from harness.hang import hang_leader_agent_and_check_writes
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
@@ -146,23 +147,7 @@ def test_hung_agent_is_fenced_before_a_new_leader_takes_writes(
     c = local_cluster(3, **FAST)
     old = c.wait_leader(180)
     c.wait_streaming(2, 300)
-    with c.writer_probe(0.02) as probe:
-        time.sleep(1)
-        old.freeze()  # SIGSTOP of the agent only: postgres runs on
-        try:
-            new = c.wait_leader(120, exclude=[old.name])
-            wait_for("a write on the new leader",
-                     lambda: any(w.node == new.name for w in probe.snapshot()), 60)
-            time.sleep(1)
-        finally:
-            old.thaw()
-    writes = probe.snapshot()
-    last_old = max(w.at for w in writes if w.node == old.name)
-    first_new = min(w.at for w in writes if w.node == new.name)
-    assert last_old < first_new, (
-        f"two writable primaries: {old.name} took a write {last_old - first_new:.2f}s "
-        f"after {new.name} did")
-    wait_for(f"{old.name} back as a replica", lambda: old.role() == "replica", 240)
+    hang_leader_agent_and_check_writes(c, old)
 
 
 def test_a_returning_replica_creates_its_own_slot_on_the_leader(
