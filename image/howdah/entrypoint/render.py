@@ -57,11 +57,21 @@ def post_bootstrap_command(s: Settings) -> str:
     return POST_BOOTSTRAP + (" --admin" if s.use_admin else "")
 
 
+def verify_server(s: Settings) -> bool:
+    """Replication and rewind connections verify the server (verify-ca against SSL_CA) when a
+    CA is configured and PostgreSQL's certificate is the operator's (given as PEM text or a
+    file), not the self-signed one made at start, which no CA signed."""
+    cert_given = any(path == s.tls.cert_file for path, _, _ in s.tls.writes) or \
+        s.tls.cert_file != f"{s.run_dir}/ssl/server.crt"
+    return bool(s.tls.ca_file) and cert_given
+
+
 def agent_config(s: Settings, env: jinja2.Environment) -> dict[str, Any]:
     cert, key = ssl_paths(s)
     text = env.get_template("howdah.yml.j2").render(
         s=s, dcs_yaml=yaml.safe_dump(s.dcs.section(), default_flow_style=False).rstrip(),
         ssl_cert=cert, ssl_key=key, post_bootstrap=post_bootstrap_command(s),
+        verify_server=verify_server(s),
     )
     config: dict[str, Any] = yaml.safe_load(text)
     config = deep_merge(deep_merge(config, backup.agent_fragment(s)), clone.agent_fragment(s))

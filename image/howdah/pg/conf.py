@@ -40,9 +40,13 @@ class Credentials:
     tls: tuple[tuple[str, str], ...] = ()  # (libpq key, value) pairs
 
     def tls_options(self, libpq_major: int | None = None) -> dict[str, str]:
-        """The TLS/GSS connection options; sslnegotiation only for a libpq of 17+."""
-        return {k: v for k, v in self.tls
-                if k != "sslnegotiation" or (libpq_major or 0) >= 17}
+        """The TLS/GSS connection options; sslnegotiation only for a libpq of 17+.  A root
+        certificate without an sslmode verifies the server (verify-ca): libpq's default, prefer,
+        would not look at it, and a replication or rewind connection would take any server."""
+        options = {k: v for k, v in self.tls if k != "sslnegotiation" or (libpq_major or 0) >= 17}
+        if options.get("sslrootcert") and "sslmode" not in options:
+            options["sslmode"] = "verify-ca"
+        return options
 
 
 def quote(value: Any) -> str:
@@ -150,17 +154,35 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_pgpass(path: Path, entries: list[Credentials]) -> None:
-    lines = []
-    for c in entries:
-        if c.username and c.password is not None:
-            pw = c.password.replace("\\", "\\\\").replace(":", "\\:")
-            lines.append(f"*:*:*:{c.username}:{pw}")
+# Host names a pgpass line gives for this machine's own server, besides its listen addresses
+# and socket directories (libpq looks "localhost" up for a socket in its default directory).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _pgpass_field(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+
+def pgpass_lines(entries: list[tuple[str, int, Credentials]]) -> list[str]:
+    """One `host:port:*:user:password` line per (host, port, credentials) with a password: never
+    a wildcard host or port, so libpq hands a password only to the server it was written for."""
+    lines: list[str] = []
+    for host, port, c in entries:
+        if not host or not c.username or c.password is None:
+            continue
+        line = ":".join((_pgpass_field(host), _pgpass_field(port), "*", _pgpass_field(c.username),
+                         _pgpass_field(c.password)))
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def write_pgpass(path: Path, entries: list[tuple[str, int, Credentials]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+        fh.write("\n".join(pgpass_lines(entries)) + "\n")
     os.replace(tmp, path)
 
 

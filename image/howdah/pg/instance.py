@@ -68,8 +68,10 @@ class Instance:
         self.port = conf.listen_port(self.listen.split(",")[-1])[1]
         default_pgpass = self.paths.data_dir.parent / f".pgpass_{name}"
         self.pgpass = Path(str(pg_cfg.get("pgpass") or default_pgpass))
-        conf.write_pgpass(self.pgpass, [c for c in (self.superuser, self.replication,
-                                                    self.rewind_user) if c])
+        # pgpass lines name the server each password is for: this node's own (every role), and
+        # the one host a replication, clone or rewind connection goes to (that role only)
+        self._pgpass_remote: dict[str, tuple[str, int, Credentials]] = {}
+        self._write_pgpass()
         self.db = LocalDb({
             "host": local_host(self.listen), "port": self.port, "user": self.superuser.username,
             "password": self.superuser.password, "dbname": "postgres",
@@ -77,6 +79,39 @@ class Instance:
         })
         self.last_snapshot: Snapshot | None = None
         self.server_parameters = ServerParameters(self.paths.bin_dir)
+
+    # ---- pgpass --------------------------------------------------------------
+    def local_hosts(self) -> list[str]:
+        """The names this node's own server is reached by: its listen and connect addresses, the
+        loopback names and its socket directories."""
+        hosts = list(conf.LOCAL_HOSTS)
+        for item in self.listen.rpartition(":")[0].split(","):
+            host = item.strip().strip("[]")
+            if host and host not in ("*", "0.0.0.0", "::"):
+                hosts.append(host)
+        connect = str(self.cfg.get("connect_address") or "").rpartition(":")[0].strip("[]")
+        if connect:
+            hosts.append(connect)
+        hosts += [d for d in self.paths.socket_dirs if d]
+        return list(dict.fromkeys(hosts))
+
+    def _write_pgpass(self) -> None:
+        local = [(h, self.port, c) for c in (self.superuser, self.replication, self.rewind_user) if c
+                 for h in self.local_hosts()]
+        conf.write_pgpass(self.pgpass, local + list(self._pgpass_remote.values()))
+
+    def _scope_pgpass(self, purpose: str, url: str | None, creds: Credentials | None) -> None:
+        """The pgpass line for `purpose` (upstream, clone, rewind): `creds` for the server at
+        `url` only; no url or creds removes it."""
+        if url and creds:
+            host, port = conf.split_conn_url(url)
+            entry = (host, port, creds)
+            if self._pgpass_remote.get(purpose) == entry:
+                return
+            self._pgpass_remote[purpose] = entry
+        elif self._pgpass_remote.pop(purpose, None) is None:
+            return
+        self._write_pgpass()
 
     # ---- observation -------------------------------------------------------
     def observe(self) -> PgStatus:
@@ -106,6 +141,7 @@ class Instance:
         """Write the config files; `remote` is the standby_cluster section when this
         node is a standby leader replicating from outside the cluster."""
         recovery: dict[str, Any] | None = None
+        self._scope_pgpass("upstream", upstream_url if standby else None, self.replication)
         if standby:
             recovery = {"recovery_target_timeline": "latest"}
             if upstream_url:
@@ -197,12 +233,21 @@ class Instance:
         self.db.close()
         return ctl.stop(self.paths, mode, timeout, abort_after)
 
-    def _remote_db(self, conn_url: str) -> LocalDb:
+    def _remote_db(self, conn_url: str, creds: Credentials | None = None) -> LocalDb:
+        """A connection to a peer's postgres: as the superuser (what reads the leader's files for
+        logical slots needs), or as `creds`."""
         host, port = conf.split_conn_url(conn_url)
-        return LocalDb({"host": host, "port": port, "user": self.superuser.username,
-                        "password": self.superuser.password, "passfile": str(self.pgpass),
-                        "dbname": "postgres", "application_name": "howdah",
-                        **self.superuser.tls_options(_libpq_major())})
+        creds = creds or self.superuser
+        return LocalDb({"host": host, "port": port, "user": creds.username,
+                        "password": creds.password, "dbname": "postgres", "application_name": "howdah",
+                        **creds.tls_options(_libpq_major())})
+
+    def _peer_db(self, conn_url: str) -> LocalDb:
+        """A connection to a member's postgres for slot creation on the upstream and a
+        switchover target's received WAL: as the replication user (REPLICATION is all either
+        needs), since the address comes from the member's key and the superuser's password
+        is for this node's own server and the leader's."""
+        return self._remote_db(conn_url, self.replication)
 
     def ensure_upstream_slot(self, settings: Settings, upstream_url: str | None) -> None:
         """Create our physical slot on the upstream when it lacks one.
@@ -219,7 +264,7 @@ class Instance:
     def _create_slot_on(self, url: str) -> bool:
         """Our physical slot exists on `url` (created now if it was missing)."""
         name = conf.slot_name(self.name)
-        db = self._remote_db(url)
+        db = self._peer_db(url)
         try:
             db.execute("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
                        "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (name, name))
@@ -233,7 +278,7 @@ class Instance:
     def remote_received(self, conn_url: str) -> int | None:
         """The WAL position a replica has received (or replayed), asked of
         its postgres directly: a peer's REST status may be a cycle old."""
-        db = self._remote_db(conn_url)
+        db = self._peer_db(conn_url)
         try:
             row = db.execute(
                 "SELECT GREATEST(COALESCE(pg_last_wal_receive_lsn() - '0/0', 0),"
@@ -257,11 +302,23 @@ class Instance:
 
     def rewind(self, source_url: str) -> bool:
         creds = self.rewind_user or self.superuser
-        return clone.rewind(self.paths, source_url, creds, self.pgpass)
+        self._scope_pgpass("rewind", source_url, creds)
+        try:
+            return clone.rewind(self.paths, source_url, creds, self.pgpass)
+        finally:
+            self._scope_pgpass("rewind", None, None)
 
     def create_replica(self, source_url: str | None, create_slot: bool,
                        standby: Mapping[str, Any] | None = None) -> bool:
         """Try create_replica_methods in order until one leaves a data directory."""
+        self._scope_pgpass("clone", source_url, self.replication)
+        try:
+            return self._create_replica(source_url, create_slot, standby)
+        finally:
+            self._scope_pgpass("clone", None, None)
+
+    def _create_replica(self, source_url: str | None, create_slot: bool,
+                        standby: Mapping[str, Any] | None) -> bool:
         names = methods.method_names(self.cfg, standby)
         for name in names:
             spec = methods.section(self.cfg, name)
