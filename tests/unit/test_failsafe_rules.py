@@ -13,7 +13,7 @@ import urllib3
 from howdah.agent.failsafe import Failsafe, Round, auth_headers, confirm, endpoint
 from howdah.core.decide import decide
 from howdah.core.models import (
-    ClusterView, DataState, Leader, LocalState, Member, PgStatus,
+    ClusterView, DataState, Leader, LocalState, Member, PeerStatus, PgStatus,
 )
 from howdah.core.settings import Settings
 from howdah.core.transitions import Goal, Reason
@@ -65,6 +65,18 @@ CASES = [
     ("the primary takes its key back after the outage", view(None, FS),
      LocalState(name="a", pg=PRIMARY, last_renew=NOW - 2), ON, NOW, Goal.RACE, Reason.HEALTHIEST),
 ]
+REPLICA_READ_LATER = PeerStatus(name="b", reachable=True, role="replica", running=True,
+                                timeline=1, received=180, replayed=180)
+NEWER_TIMELINE = PeerStatus(name="b", reachable=True, role="primary", running=True,
+                            timeline=2, received=50, replayed=50)
+
+
+def test_a_replica_read_after_our_snapshot_does_not_demote_the_primary() -> None:
+    loc = LocalState(name="a", pg=PRIMARY, last_renew=NOW - 2)
+    d = decide(view(None, FS), loc, (REPLICA_READ_LATER,), ON, NOW)
+    assert (d.goal, d.reason) == (Goal.RACE, Reason.HEALTHIEST), d.detail
+    d = decide(view(None, FS), loc, (NEWER_TIMELINE,), ON, NOW)
+    assert (d.goal, d.reason) == (Goal.DEMOTE, Reason.PEER_AHEAD), d.detail
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

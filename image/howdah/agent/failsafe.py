@@ -68,7 +68,8 @@ def _call(pool: urllib3.PoolManager, url: str, body: bytes,
     try:
         resp = pool.request("POST", url, body=body, headers={
             **headers, "Content-Type": "application/json"},
-            timeout=urllib3.Timeout(TIMEOUT, TIMEOUT), retries=False)
+            timeout=urllib3.Timeout(TIMEOUT, TIMEOUT),
+            retries=urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=False))
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         reason = str(getattr(exc, "reason", None) or exc).splitlines()[0]
         return False, f"no answer ({reason})", None
@@ -100,7 +101,7 @@ def confirm(members: Mapping[str, str], me: str, body: Mapping[str, Any],
     for t in threads:
         t.start()
     for t in threads:
-        t.join(TIMEOUT + 1)
+        t.join(2 * TIMEOUT + 1)
     refused = {n: why for n, (ok, why, _) in results.items() if not ok}
     lsns = {n: lsn for n, (_, _, lsn) in results.items() if lsn is not None}
     return Round(not refused, tuple(n for n, _ in others if n not in refused), refused, lsns)

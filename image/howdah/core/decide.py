@@ -276,6 +276,11 @@ def _no_leader(
         priority=priority_of(local.tags),
     )
     ahead = better_peers(me, [from_peer(p) for p in _rivals(view, local, peers, settings)])
+    if primary:
+        # a running primary taking a free lock back (after a failsafe DCS outage): on its
+        # timeline no replica has WAL it lacks (a peer read after our own snapshot can
+        # show a few bytes more); only a newer timeline means someone else was promoted
+        ahead = [p for p in ahead if p.timeline > pg.timeline]
     if ahead:
         names = ", ".join(sorted(p.name for p in ahead))
         if primary:
