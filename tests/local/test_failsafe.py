@@ -17,8 +17,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness import AgentNode, LocalCluster, wait_until
+from harness import AgentNode, LocalCluster, TestCA, wait_until
 from harness.config import API_AUTH
+from harness.tls import have_openssl
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
 FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
@@ -70,8 +71,8 @@ def _etcd_frozen(cluster: LocalCluster) -> Iterator[float]:
 
 
 def _ready(kind: str, n: int, local_cluster: Callable[..., LocalCluster],
-           **kw: Any) -> tuple[LocalCluster, AgentNode]:
-    cluster = local_cluster(n, kind=kind, extra=FAILSAFE, **FAST, **kw)
+           extra: dict[str, Any] | None = None, **kw: Any) -> tuple[LocalCluster, AgentNode]:
+    cluster = local_cluster(n, kind=kind, extra={**FAILSAFE, **(extra or {})}, **FAST, **kw)
     leader = cluster.wait_leader(timeout=180)
     if n > 1:
         cluster.wait_streaming(n - 1, timeout=300)
@@ -167,11 +168,39 @@ def test_leader_and_replica_keep_their_roles_while_etcd_is_frozen(
     _survives_outage(cluster, leader)
 
 
+@pytest.mark.skipif(not have_openssl(), reason="needs the openssl CLI")
+@pytest.mark.parametrize("kind", KINDS)
+def test_failsafe_over_mutual_tls(kind: str, patroni_venv: Path,
+                                  local_cluster: Callable[..., LocalCluster]) -> None:
+    """REST on https with verify_client: required and no Basic credentials: the leader's
+    POST /failsafe gets through only with the member client certificate (ctl.certfile)."""
+    with TestCA() as ca:
+        server = ca.issue("member")
+        client = ca.issue("ctl", client=True, server=False)
+        tls = {"restapi": {"certfile": server.cert, "keyfile": server.key, "cafile": ca.cert,
+                           "verify_client": "required", "authentication": None},
+               "ctl": {"certfile": client.cert, "keyfile": client.key, "cacert": ca.cert}}
+        cluster, leader = _ready(kind, 2, local_cluster, extra=tls)
+        _survives_outage(cluster, leader)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_three_nodes_keep_their_roles_while_etcd_is_frozen(
         kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
     cluster, leader = _ready(kind, 3, local_cluster)
     _survives_outage(cluster, leader)
+    # what patronictl (4.1.5) shows afterwards: the same leader, replicas streaming, one timeline
+    def listed() -> dict[str, dict[str, str]] | None:
+        rows = _patronictl(patroni_venv, leader, "list", "-f", "tsv")
+        lines = [ln.split("\t") for ln in rows.splitlines() if "\t" in ln]
+        table = {r[lines[0].index("Member")]: dict(zip(lines[0], r)) for r in lines[1:]}
+        ok = len(table) == 3 and table.get(leader.name, {}).get("Role") == "Leader" and all(
+            r["Role"] == "Replica" and r["State"] == "streaming"
+            for name, r in table.items() if name != leader.name)
+        return table if ok else None
+    table = wait_until(listed, 120, what="patronictl list: same leader, two streaming replicas")
+    assert {r["TL"] for r in table.values()} == {"1"}
+    assert "failsafe_mode: true" in _patronictl(patroni_venv, leader, "show-config")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -218,6 +247,14 @@ def test_a_new_replica_missing_from_the_failsafe_key_is_not_promoted(
     assert n2.sql("SELECT pg_is_in_recovery()") == [(True,)]
     assert cluster.dcs_key("leader") is None
     assert n2.api("/primary")[0] == 503
+
+
+def _patronictl(venv: Path, node: AgentNode, *args: str) -> str:
+    import subprocess
+    res = subprocess.run([str(venv / "bin" / "patronictl"), "-c", str(node.config_path), *args],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, f"patronictl {' '.join(args)}: {res.stdout}{res.stderr}"
+    return res.stdout
 
 
 def _copy_data(src: AgentNode, dst: AgentNode) -> None:
