@@ -91,6 +91,9 @@ def test_drill_passes_then_detects_a_corrupted_backup(s3: S3Server,
         # on the leader's node the drill refuses (it belongs on a replica or a spare node)
         refused = drill(conf, n1)
         assert refused.returncode == 1 and "is the leader" in refused.stderr, refused.stderr
+        skipped = drill(conf, n1, "--scheduled")  # the crontab line runs on every node: one drills
+        assert skipped.returncode == 0 and f"runs on {n2.name} (the first running replica)" in skipped.stdout
+        assert not status_file(n1).exists()
 
         done = drill(conf, n2, "--tables=public.drill_rows,other_rows")
         assert done.returncode == 0, done.stdout + done.stderr

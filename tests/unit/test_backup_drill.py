@@ -133,3 +133,46 @@ def drill_summary() -> str:
                     "check_seconds": 1.0, "checks": {"databases": 2, "row_counts": {"t": [1, 1]},
                                                      "indexes_checked": 3, "heaps_checked": 1, "amcheck": "ran"}})
 
+
+
+def _settings(**env: str):  # type: ignore[no-untyped-def]
+    from howdah.entrypoint import settings
+    from howdah.entrypoint.memory import sizing
+
+    base = {"SCOPE": "demo", "ETCD3_HOSTS": "etcd:2379", "PGUSER_SUPERUSER": "postgres", **env}
+    return settings.load(base, settings.Facts(hostname="n", ip="127.0.0.1", memory=sizing(1024 ** 3)))
+
+
+def test_backup_verify_schedule_becomes_a_crontab_line() -> None:
+    from howdah.entrypoint import render
+
+    s3 = {"WAL_S3_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    assert _settings(**s3).crontab == ()
+    s = _settings(**s3, BACKUP_VERIFY_SCHEDULE="30 3 * * 0", BACKUP_VERIFY_OPTIONS="--tables='public.a,b' --sample=5",
+                  CRONTAB='["0 1 * * * vacuumdb -a"]')
+    assert s.crontab == ("0 1 * * * vacuumdb -a",
+                         "30 3 * * 0 howdahctl backup verify --scheduled --tables=public.a,b --sample=5")
+    files = render.render_all(s)
+    assert "howdahctl backup verify --scheduled" in files["crontab"][0]
+    assert "[program:cron]" in files["supervisord.conf"][0]
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"BACKUP_VERIFY_SCHEDULE": "30 3 * *"}, "BACKUP_VERIFY_SCHEDULE"),
+    ({"BACKUP_VERIFY_SCHEDULE": "30 99 * * 0"}, "BACKUP_VERIFY_SCHEDULE"),
+    ({"BACKUP_VERIFY_SCHEDULE": "30 3 * * 0", "BACKUP_VERIFY_OPTIONS": "rm -rf"}, "BACKUP_VERIFY_OPTIONS"),
+    ({"BACKUP_VERIFY_SCHEDULE": "30 3 * * 0", "BACKUP_VERIFY_OPTIONS": "--tables='x"}, "BACKUP_VERIFY_OPTIONS"),
+])
+def test_backup_verify_schedule_errors_name_the_variable(env: dict[str, str], message: str) -> None:
+    from howdah.entrypoint.errors import EnvError
+
+    with pytest.raises(EnvError) as caught:
+        _settings(WAL_S3_BUCKET="b", AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s", **env)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_backup_verify_schedule_needs_a_repository() -> None:
+    from howdah.entrypoint.errors import EnvError
+
+    with pytest.raises(EnvError, match="no backup repository"):
+        _settings(BACKUP_VERIFY_SCHEDULE="30 3 * * 0")

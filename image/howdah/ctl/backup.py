@@ -36,6 +36,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     v.add_argument("--no-primary", action="store_true",
                    help="do not touch the leader: replay to the end of the archive, no row counts")
     v.add_argument("--on-primary", action="store_true", help="allow the drill on the leader's own node")
+    v.add_argument("--scheduled", action="store_true",
+                   help="for a schedule run on every node: drill only on the first running replica (by name), "
+                        "elsewhere say so and exit 0")
     v.add_argument("-d", "--dbname", default="postgres", help="database of the row counts and amcheck")
     v.add_argument("--tables", default="", help="comma-separated tables to count (default: a sample)")
     v.add_argument("--sample", type=_count, default=3, help="tables sampled when --tables is not given")
@@ -103,6 +106,18 @@ def primary_dsn(ctx: Ctx, args: argparse.Namespace) -> dict[str, Any] | None:
     return kw
 
 
+def chosen(ctx: Ctx) -> str:
+    """For --scheduled: '' when this node runs the drill, else why it does not."""
+    snap = ctx.dcs().existing()
+    me = str(ctx.config.raw.get("name") or "")
+    replicas = sorted(m.name for m in snap.view.members if m.name != snap.leader_name and m.state == "running")
+    if not replicas:
+        return f"cluster {ctx.scope!r} has no running replica to run the scheduled drill on"
+    if replicas[0] != me:
+        return f"the scheduled drill runs on {replicas[0]} (the first running replica), not on {me or 'this node'}"
+    return ""
+
+
 def plan_of(ctx: Ctx, args: argparse.Namespace) -> drill.Plan:
     pg = ctx.config.section("postgresql")
     data_dir = Path(str(pg["data_dir"])) if pg.get("data_dir") else None
@@ -135,6 +150,11 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def run_verify(ctx: Ctx, args: argparse.Namespace) -> int:
+    if args.scheduled:
+        skip = chosen(ctx)
+        if skip:
+            ctx.say(f"INFO: {skip}")
+            return 0
     plan = plan_of(ctx, args)
     def say(line: str) -> None:
         if args.format == "text":

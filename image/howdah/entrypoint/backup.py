@@ -26,6 +26,7 @@ node's own volume; point every node at one shared volume to restore replicas fro
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,39 @@ def _kind(env: Env) -> str:
     if kind not in ("full", "diff", "incr"):
         raise EnvError("BACKUP_TYPE", f"{kind!r} is not a pgBackRest backup type", "use full, diff or incr")
     return kind
+
+
+def verify_crontab(env: Env, archiving: bool) -> tuple[str, ...]:
+    """BACKUP_VERIFY_SCHEDULE (cron, UTC; off by default): a restore drill on the first running
+    replica (``howdahctl backup verify --scheduled``, run by howdah-cron on every node), with
+    BACKUP_VERIFY_OPTIONS appended (e.g. ``--tables=public.orders --amcheck-indexes=50``)."""
+    raw = get(env, "BACKUP_VERIFY_SCHEDULE")
+    if not raw or raw.lower() in ("off", "none", "false"):
+        return ()
+    fix = "write five cron fields (minute hour day-of-month month day-of-week, UTC), e.g. '30 3 * * 0'"
+    if len(raw.split()) != 5:
+        raise EnvError("BACKUP_VERIFY_SCHEDULE", f"{raw!r} has {len(raw.split())} fields, not 5", fix)
+    if not archiving:
+        raise EnvError("BACKUP_VERIFY_SCHEDULE", "is set but no backup repository is configured",
+                       "set WAL_S3_BUCKET (or PGBACKREST=true), or unset BACKUP_VERIFY_SCHEDULE")
+    from . import cron
+
+    line = f"{raw} howdahctl backup verify --scheduled"
+    try:
+        options = shlex.split(get(env, "BACKUP_VERIFY_OPTIONS"))
+    except ValueError as exc:
+        raise EnvError("BACKUP_VERIFY_OPTIONS", f"cannot be split into arguments ({exc})",
+                       "quote it as a shell would, e.g. --tables=public.orders") from None
+    for option in options:
+        if not option.startswith("--"):
+            raise EnvError("BACKUP_VERIFY_OPTIONS", f"{option!r} is not an option of howdahctl backup verify",
+                           "give --name=value options, e.g. --tables=public.orders")
+    line += "".join(" " + shlex.quote(o) for o in options)
+    try:
+        cron.parse(line)
+    except cron.CronError as exc:
+        raise EnvError("BACKUP_VERIFY_SCHEDULE", f"{raw!r} is not a cron schedule ({exc})", fix) from None
+    return (line,)
 
 
 def config_file(s: Settings, of: str = "") -> str:

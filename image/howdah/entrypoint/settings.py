@@ -216,7 +216,7 @@ def load(env: Env, facts: Facts) -> Settings:
         initdb_locale=_locale(env, facts.locales),
         use_admin=values.boolean(env, "USE_ADMIN", bool(get(env, "PGPASSWORD_ADMIN"))),
         log_to_stdout=values.boolean(env, "LOG_TO_STDOUT"),
-        crontab=_crontab(env),
+        crontab=_crontab(env) + backup.verify_crontab(env, bool(store_repo) or values.boolean(env, "PGBACKREST")),
         cert_reload=values.boolean(env, "SSL_TEST_RELOAD", any(get(env, n) for n in _CERT_VARIABLES)),
         standby_cluster=standby_source.section() if standby_source else {},
         standby_source=standby_source,
