@@ -20,6 +20,7 @@ import yaml
 pytest.importorskip("moto")
 pytest.importorskip("cryptography")
 
+from howdah.agent.archive_health import segment_end_lsn  # noqa: E402
 from harness import LocalCluster  # noqa: E402
 from harness.node import AgentNode  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server  # noqa: E402
@@ -96,11 +97,13 @@ def test_archive_failure_is_visible_warned_kept_and_recovers(
 
         # healthy: the last archived WAL, a backup, the repository's size, the volume
         healthy = write_segments(n1, 1)[-1]
+        end = segment_end_lsn(healthy, 16 * 2**20)
         wait_for("the segment archived, seen in /metrics",
-                 lambda: metrics(n1).get(f"howdah_archive_last_archived_wal[{healthy}]") == "1.0", 90)
+                 lambda: value(n1, "howdah_archive_last_archived_lsn") >= float(end or 0), 90)
         wait_for("the backup in /metrics", lambda: value(n1, "howdah_backup_count") == 1.0, 60)
         m = metrics(n1)
         assert m["howdah_archive_active"] == "1.0" and m["howdah_archive_failing"] == "0.0", m
+        assert m["howdah_archive_last_archived_timeline"] == "1.0"
         assert float(m["howdah_repository_size_bytes"]) > 1_000_000, "a base backup and WAL are stored"
         assert 0 <= float(m["howdah_backup_newest_age_seconds"]) < 3600
         assert float(m["howdah_volume_available_bytes"]) > 0 and float(m["howdah_volume_size_bytes"]) > 0
@@ -116,6 +119,7 @@ def test_archive_failure_is_visible_warned_kept_and_recovers(
                 errors="replace"), 60 + 4 * WARN_AFTER)
             m = metrics(n1)
             assert float(m["howdah_archive_failed_count"]) > failures_before
+            assert float(m["howdah_archive_last_failed_lsn"]) == float(segment_end_lsn(stuck[0], 16 * 2**20) or -1)
             assert float(m["howdah_archive_failing_seconds"]) >= WARN_AFTER
             assert float(m["howdah_archive_pending_segments"]) >= len(stuck)
             wait_for("the unreachable repository in /metrics", lambda: value(n1, "howdah_repository_ok") == 0.0, 300)

@@ -38,6 +38,11 @@ def test_segment_end_lsn() -> None:
     assert ah.segment_end_lsn(None, SEG) is None
 
 
+def test_wal_timeline() -> None:
+    assert ah.wal_timeline(WAL1) == 1 and ah.wal_timeline("0000000A.history") == 10
+    assert ah.wal_timeline(None) == 0 and ah.wal_timeline("garbage!") == 0
+
+
 def test_failing_and_active() -> None:
     assert not archiver().failing
     assert archiver(failed_count=2, last_failed_time=1001.0).failing
@@ -234,8 +239,10 @@ def test_metrics_expose_archive_backup_repository_and_volume() -> None:
               "howdah_volume_full_seconds": "1024.0", "howdah_wal_bytes_per_second": f"{float(2**20)}"}
     for name, value in expect.items():
         assert float(m[name + lab]) == float(value), (name, m.get(name + lab))
-    assert m[f'howdah_archive_last_archived_wal{{name="n1",scope="demo",wal="{WAL1}"}}'] == "1.0"
-    assert m['howdah_archive_last_failed_wal{name="n1",scope="demo",wal="000000010000000000000004"}'] == "1.0"
+    assert m["howdah_archive_last_archived_timeline" + lab] == "1.0"
+    assert m["howdah_archive_last_failed_timeline" + lab] == "1.0"
+    assert float(m["howdah_archive_last_failed_lsn" + lab]) == 5.0 * SEG
+    assert not [k for k in m if "wal=" in k], "no label per WAL file (a series per segment)"
     calm = metrics_text(ah.Health(sampled_at=1.0, volume_size=10, volume_available=5), 2100.0)
     assert calm["howdah_volume_full_seconds" + lab] == "+Inf" and calm["howdah_archive_active" + lab] == "0.0"
     assert calm["howdah_backup_newest_age_seconds" + lab] == "-1.0" and calm["howdah_repository_ok" + lab] == "-1.0"

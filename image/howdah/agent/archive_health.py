@@ -164,6 +164,12 @@ def segment_end_lsn(wal: str | None, segment_size: int) -> int | None:
     return (segno + 1) * segment_size
 
 
+def wal_timeline(wal: str | None) -> int:
+    """The timeline in a WAL, .partial or .history file name; 0 for none."""
+    head = (wal or "")[:8]
+    return int(head, 16) if len(head) == 8 and all(c in "0123456789ABCDEFabcdef" for c in head) else 0
+
+
 def rate(samples: "deque[tuple[float, float]]") -> float:
     """Bytes per second between the oldest and the newest sample (0 with too little span)."""
     if len(samples) < 2:

@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from howdah.agent import archive_health
-from howdah.agent.archive_health import Health
+from howdah.agent.archive_health import Health, segment_end_lsn, wal_timeline
 from howdah.backup import record
 from howdah.core.status import PRIMARY, REPLICA, RUNNING, STANDBY_LEADER, NodeStatus
 
@@ -153,14 +153,13 @@ class ArchiveCollector(Collector):
                     "none.", (a.last_failed_time or 0.0) if a else 0.0)
         yield gauge("howdah_archive_last_archived_lsn", "LSN (bytes) where the last archived segment ends, 0 if "
                     "none.", h.last_archived_lsn)
-        wal = GaugeMetricFamily("howdah_archive_last_archived_wal", "Name of the last archived WAL file (label).",
-                                labels=["scope", "name", "wal"])
-        wal.add_metric([*labels, (a.last_archived_wal or "") if a else ""], 1.0)
-        yield wal
-        failed = GaugeMetricFamily("howdah_archive_last_failed_wal", "Name of the WAL file archive_command last "
-                                   "failed on (label).", labels=["scope", "name", "wal"])
-        failed.add_metric([*labels, (a.last_failed_wal or "") if a else ""], 1.0)
-        yield failed
+        # the WAL file names as numbers (timeline, LSN): a name label would make a new series per segment
+        yield gauge("howdah_archive_last_archived_timeline", "Timeline of the last archived WAL file, 0 if none.",
+                    wal_timeline(a.last_archived_wal) if a else 0)
+        yield gauge("howdah_archive_last_failed_timeline", "Timeline of the WAL file archive_command last failed "
+                    "on, 0 if none.", wal_timeline(a.last_failed_wal) if a else 0)
+        yield gauge("howdah_archive_last_failed_lsn", "LSN (bytes) where the segment archive_command last failed "
+                    "on ends, 0 if none.", (segment_end_lsn(a.last_failed_wal, a.segment_size) or 0) if a else 0)
         yield gauge("howdah_archive_failing", "1 while archive_command's last attempt failed.",
                     int(h.failing_since is not None))
         yield gauge("howdah_archive_failing_seconds", "Seconds archiving has been failing, 0 if it is not.",
