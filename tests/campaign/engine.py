@@ -14,6 +14,7 @@ partitioned node, the ones a split brain would hurt.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -282,7 +283,26 @@ class Campaign:
             c.wait_streaming(2, 60)
         except TimeoutError:
             self.log("settle: only one replica streams; going on")
+        if self.mode != "async" and not self._sync_named(c, 60):
+            self.log("settle: /sync names no standby yet; going on")
         return c.wait_leader(timeout)
+
+    @staticmethod
+    def _sync_named(c: LocalCluster, timeout: float) -> bool:
+        """Until /sync names a standby: before that only the old leader may lead
+        again (both agents, by design: its commits may have been acknowledged
+        with no standby), so a fault in that window is a second fault on a
+        cluster that has not recovered from the first, not a single one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                value = json.loads(c.dcs_key("sync") or "{}")
+            except ValueError:
+                value = {}
+            if isinstance(value, dict) and value.get("leader") and value.get("sync_standby"):
+                return True
+            time.sleep(0.2)
+        return False
 
     # --- faults ----------------------------------------------------------------
     def _apply(self, c: LocalCluster, fault: str) -> Callable[[], None]:
