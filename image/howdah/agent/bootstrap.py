@@ -14,9 +14,6 @@ from howdah.pg.proc import run_logged
 from howdah.pg.instance import Instance
 
 log = logging.getLogger(__name__)
-RECOVERY_TARGETS = ("recovery_target", "recovery_target_lsn", "recovery_target_name",
-                    "recovery_target_time", "recovery_target_xid", "recovery_target_inclusive",
-                    "recovery_target_action")
 
 
 class Bootstrapper:
@@ -87,12 +84,19 @@ class Bootstrapper:
         self.on_started()
         if settings.standby_cluster is not None:
             return self._finish_standby()
+        # roles only on a session opened once the server is writable (a session of
+        # the recovery, or a check made while the promotion ran, is no proof)
+        if not pg.wait_writable(timeout=600):
+            return self._fail("the new cluster did not become writable")
         pgboot.create_roles(pg.db, pg.superuser, pg.replication, pg.rewind_user)
         post = self.cfg.get("post_bootstrap") or self.cfg.get("post_init")
         if post:
             url = pgboot.local_url(pg.db.params)
             if not pgboot.run_post_bootstrap(str(post), url, pg.pgpass):
                 return self._fail(f"post_bootstrap {post!r} failed")
+        if method != "initdb" and not pg.finish_bootstrapped(settings):
+            return self._fail(f"postgres did not come back with the configured settings after "
+                              f"bootstrap method {method}")
         snap = pg.db.snapshot()
         if snap is None:
             return self._fail("cannot query the new cluster")
@@ -130,7 +134,10 @@ class Bootstrapper:
     def _custom(self, method: str, settings: Settings) -> bool:
         """Run `bootstrap.<method>.command`, then start (and recover) what it made."""
         pg, spec = self.pg, methods.section(self.cfg, method)
-        argv = methods.bootstrap_argv(method, spec, self.scope, pg.paths.data_dir)
+        try:
+            argv = methods.bootstrap_argv(method, spec, self.scope, pg.paths.data_dir)
+        except methods.MethodError as exc:
+            return self._fail(str(exc))
         pg.paths.data_dir.mkdir(parents=True, exist_ok=True)
         code = run_logged(argv, f"bootstrap {method}", env={"PGPASSFILE": str(pg.pgpass)})
         if code != 0:
@@ -139,19 +146,18 @@ class Bootstrapper:
             return self._fail(f"bootstrap method {method} left no data directory in "
                               f"{pg.paths.data_dir}")
         (pg.paths.data_dir / "postmaster.pid").unlink(missing_ok=True)
-        recovery = spec.get("recovery_conf")
+        # a promote trigger left by the tool would end the recovery at once
+        (pg.paths.data_dir / "promote").unlink(missing_ok=True)
+        recovery = spec.get("recovery_conf") if "recovery_conf" in spec else None
+        if recovery is not None and not isinstance(recovery, Mapping):
+            return self._fail(f"bootstrap.{method}.recovery_conf must be a map of recovery "
+                              f"settings, not {type(recovery).__name__}")
         keep = truthy(spec.get("keep_existing_recovery_conf"))
-        if not pg.start_bootstrapped(settings, recovery if isinstance(recovery, Mapping) else None,
-                                     keep):
+        if not pg.start_bootstrapped(settings, recovery, keep):
             return self._fail(f"postgres did not start on what bootstrap method {method} made")
-        if not pg.wait_promoted(timeout=86400):
-            return self._fail(f"recovery of what bootstrap method {method} made did not end")
-        if keep:
-            # the tool's recovery target (postgresql.auto.conf) would travel to every
-            # replica cloned from us and stop its replay there: drop it
-            for param in RECOVERY_TARGETS:
-                pg.db.execute(f"ALTER SYSTEM RESET {param}")
-            pg.db.execute("SELECT pg_reload_conf()")
+        if not pg.wait_writable(timeout=86400 * 7):
+            return self._fail(f"recovery of what bootstrap method {method} made did not end "
+                              f"(postgres stopped: its log says why)")
         return True
 
     def _cleanup(self) -> None:

@@ -7,6 +7,7 @@ live in postgresql.conf too, with standby.signal marking a replica.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -201,3 +202,67 @@ def configured_upstream(data_dir: Path) -> str | None:
             host, port = fields.get("host"), fields.get("port", "5432")
             return f"{host}:{port}" if host else None
     return None
+
+
+# PostgreSQL's recovery settings (PG >= 12): the agent writes them to postgresql.conf
+# itself; left in postgresql.auto.conf (pg_basebackup -R, restore tools) they would win
+# over ours and travel to every replica cloned from this node.
+RECOVERY_PARAMETERS = frozenset({
+    "restore_command", "archive_cleanup_command", "recovery_end_command",
+    "recovery_target", "recovery_target_name", "recovery_target_time", "recovery_target_xid",
+    "recovery_target_lsn", "recovery_target_inclusive", "recovery_target_timeline",
+    "recovery_target_action", "primary_conninfo", "primary_slot_name", "promote_trigger_file",
+    "recovery_min_apply_delay", "standby_mode", "trigger_file", "pause_at_recovery_target",
+})
+
+
+def strip_auto_conf_recovery(data_dir: Path) -> list[str]:
+    """Remove the recovery settings from postgresql.auto.conf; the names removed."""
+    path = data_dir / "postgresql.auto.conf"
+    try:
+        lines = path.read_text(errors="replace").splitlines(keepends=True)
+    except OSError:
+        return []
+    kept, removed = [], []
+    for line in lines:
+        name = line.split("=", 1)[0].strip().lower() if "=" in line else ""
+        if name in RECOVERY_PARAMETERS and not line.lstrip().startswith("#"):
+            removed.append(name)
+        else:
+            kept.append(line)
+    if removed:
+        _atomic_write(path, "".join(kept))
+    return removed
+
+
+def bootstrap_hba(superuser: str, replication: str, addresses: list[str]) -> tuple[str, ...]:
+    """pg_hba.conf while a custom bootstrap runs: what the method restored may carry
+    another cluster's passwords, so the agent's own users get in without one, from the
+    local socket and the agent's own address only, until the roles are (re)set."""
+    superuser, replication = _hba_name(superuser), _hba_name(replication)
+    lines = [f"local replication {replication} trust", f"local all {superuser} trust"]
+    for addr in addresses:
+        mask = "128" if ":" in addr else "32"
+        lines += [f"host replication {replication} {addr}/{mask} trust",
+                  f"host all {superuser} {addr}/{mask} trust"]
+    return tuple(lines)
+
+
+def _hba_name(name: str) -> str:
+    if name and all(c.isalnum() or c == "_" for c in name) and name == name.lower():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def addresses(host: str) -> list[str]:
+    """The IP addresses `host` stands for (a socket directory: none)."""
+    if not host or host.startswith("/"):
+        return []
+    try:
+        infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except OSError:
+        return [host]
+    return sorted({str(i[4][0]) for i in infos})
+
+
+atomic_write = _atomic_write

@@ -78,6 +78,8 @@ class Instance:
             "application_name": "howdah", **self.superuser.tls_options(_libpq_major()),
         })
         self.last_snapshot: Snapshot | None = None
+        self._tool_hba: str | None = None  # pg_hba.conf as a custom bootstrap method left it
+        self._bootstrap_hot_standby_off = False
         self.server_parameters = ServerParameters(self.paths.bin_dir)
 
     # ---- pgpass --------------------------------------------------------------
@@ -180,37 +182,107 @@ class Instance:
 
     def start_bootstrapped(self, settings: Settings, recovery: Mapping[str, Any] | None,
                            keep_existing: bool) -> bool:
-        """Start what a custom bootstrap method made: with our recovery settings
-        (recovery.signal), with the tool's own (keep_existing), or as a primary."""
-        if keep_existing:
-            self._write_files(settings, None, standby=None)
-        else:
-            self._write_files(settings, dict(recovery) if recovery else None, standby=False)
-            if recovery:
-                (self.paths.data_dir / "recovery.signal").touch()
-        return ctl.start(self.paths, 3600)
+        """Start what a custom bootstrap method made, as Patroni does: with the method's
+        recovery_conf (recovery.signal, or standby.signal for `standby_mode: on`), with
+        the tool's own recovery settings and signal files (keep_existing), or else as a
+        primary (every signal file and auto.conf recovery setting gone).  The local
+        users get in without a password until the roles are set (bootstrap_hba), and
+        hot_standby is off when recovery ends in a promotion, so that nothing connects
+        before the server is writable (and a PITR to a source with larger
+        max_connections & co. does not stop)."""
+        data = self.paths.data_dir
+        hba = data / "pg_hba.conf"
+        try:
+            self._tool_hba = hba.read_text(errors="replace")
+        except OSError:
+            self._tool_hba = None
+        recovery = dict(recovery) if recovery is not None else None
+        standby_mode = conf_truthy(recovery.pop("standby_mode", None)) if recovery else False
+        action = str((recovery or {}).get("recovery_target_action") or "").lower()
+        if not action and recovery and "pause_at_recovery_target" in recovery:
+            action = "pause" if conf_truthy(recovery.get("pause_at_recovery_target")) else "promote"
+        self._bootstrap_hot_standby_off = keep_existing or action == "promote"
+        params = dict(settings.parameters)
+        if self._bootstrap_hot_standby_off:
+            params["hot_standby"] = "off"
+        host = local_host(self.listen)
+        conf.write_files(data, self.listen, self.server_parameters(params),
+                         conf.bootstrap_hba(self.superuser.username, self.replication.username,
+                                            conf.addresses(host)),
+                         recovery or None, standby=None)
+        if recovery is not None:
+            (data / "standby.signal").unlink(missing_ok=True)
+            (data / "recovery.signal").unlink(missing_ok=True)
+            (data / ("standby.signal" if standby_mode else "recovery.signal")).touch()
+        elif not keep_existing:
+            (data / "standby.signal").unlink(missing_ok=True)
+            (data / "recovery.signal").unlink(missing_ok=True)
+        if not keep_existing:
+            removed = conf.strip_auto_conf_recovery(data)
+            if removed:
+                log.info("bootstrap: removed %s from postgresql.auto.conf", ", ".join(removed))
+        self.db.close()
+        # a long archive recovery may outlast pg_ctl's wait: a running postmaster is enough,
+        # wait_promoted follows the recovery from here
+        return ctl.start(self.paths, 3600) or ctl.is_running(self.paths)
+
+    def finish_bootstrapped(self, settings: Settings) -> bool:
+        """After a custom bootstrap's roles are set: the configured pg_hba (or the one the
+        method restored, when none is configured), postgresql.conf without recovery
+        settings, no signal file and no recovery setting in postgresql.auto.conf;
+        restarted where hot_standby was turned off, else reloaded; then a new
+        connection, with the configured password."""
+        data = self.paths.data_dir
+        self._write_files(settings, None, standby=False)
+        if not settings.pg_hba and self._tool_hba is not None:
+            conf.atomic_write(data / "pg_hba.conf", self._tool_hba)
+        removed = conf.strip_auto_conf_recovery(data)
+        if removed:
+            log.info("bootstrap: removed %s from postgresql.auto.conf", ", ".join(removed))
+        self.db.close()
+        if self._bootstrap_hot_standby_off:
+            self._bootstrap_hot_standby_off = False
+            log.info("bootstrap: restarting postgres with the configured parameters")
+            if not ctl.stop(self.paths, "fast", 300):
+                return False
+            return ctl.start(self.paths, 600)
+        return ctl.reload(self.paths)
 
     def start_standby(self, timeout: float) -> bool:
         """Start with the recovery settings already written (standby.signal)."""
         return ctl.start(self.paths, timeout)
 
-    def wait_promoted(self, timeout: float) -> bool:
-        """Wait for recovery to end (recovery_target_action: promote)."""
+    def wait_writable(self, timeout: float) -> bool:
+        """Wait until recovery has ended and a new session may write.
+
+        Asked on a new connection every time, never the cached one: a session opened
+        during recovery is not what the roles must be created on.  Ends False if the
+        postmaster stops (a recovery target not reached, a crash) or at timeout."""
         deadline = time.monotonic() + timeout
         last_log = 0.0
         while time.monotonic() < deadline:
             if not ctl.is_running(self.paths):
                 log.error("postgres stopped during recovery")
                 return False
-            snap = self.db.snapshot()
-            if snap is not None and not snap.in_recovery:
-                log.info("recovery finished: postgres promoted on timeline %s", snap.timeline)
+            probe = LocalDb(dict(self.db.params))
+            state = None
+            try:
+                row = probe.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only'),"
+                                    " (SELECT timeline_id FROM pg_control_checkpoint())")[0]
+                state = (bool(row[0]), str(row[1]), row[2])
+            except (psycopg2.Error, IndexError):
+                pass
+            finally:
+                probe.close()
+            if state is not None and not state[0] and state[1] == "off":
+                log.info("recovery finished: postgres is writable")
+                self.db.close()  # the next query opens a new session too
                 return True
             if time.monotonic() - last_log > 10:
                 last_log = time.monotonic()
-                log.info("waiting for recovery to finish (replayed %s)",
-                         snap.replayed if snap else "unknown")
-            time.sleep(0.5)
+                log.info("waiting for recovery to finish (%s)",
+                         "in recovery" if state else "not accepting connections yet")
+            time.sleep(1)
         return False
 
     def observe_upstream(self) -> str | None:

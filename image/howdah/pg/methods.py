@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 # Keys of a method section that steer the agent and are never passed on.
 SPECIAL = {"command", "keep_data", "no_params", "no_master", "no_leader",
            "keep_existing_recovery_conf", "recovery_conf"}
+# Keys of a bootstrap method section that are not passed on as --key=value
+# (Patroni's rule: every other key is, with no_params too).
+BOOTSTRAP_SPECIAL = {"command", "no_params", "keep_existing_recovery_conf", "recovery_conf",
+                     "scope", "datadir"}
 
 
 class MethodError(ValueError):
@@ -73,6 +77,8 @@ def bootstrap_argv(method: str, spec: Mapping[str, Any], scope: str, datadir: Pa
     argv = resolve_command(str(spec["command"]))
     if not truthy(spec.get("no_params")):
         argv += [f"--scope={scope}", f"--datadir={datadir}"]
+    # the method's own keys, as Patroni passes them (no_params leaves only these)
+    argv += [f"--{k}={v}" for k, v in spec.items() if k not in BOOTSTRAP_SPECIAL]
     return argv
 
 
