@@ -22,12 +22,11 @@ from harness.node import AgentNode  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
-# Passed once and failed once here: the agent's bootstrap created the roles right after
-# "recovery finished: postgres promoted" while PostgreSQL was still finishing its end-of-recovery
-# checkpoint (read-only: "cannot execute ALTER ROLE in a read-only transaction"). The clone,
-# PITR and bucket parts were correct both times. Skipped until the agent waits for a writable
-# server after promotion (image/howdah/agent/bootstrap.py); a flaky test is worse than none.
-pytestmark = [pytest.mark.local, pytest.mark.skip(reason="agent bootstrap: roles created before promotion completes")]
+# Once failed here with "cannot execute ALTER ROLE in a read-only transaction": the agent
+# created the roles as soon as its cached session said the recovery was over. The agent now
+# starts such a recovery with hot_standby off (nothing can connect before the promotion, as in
+# Patroni) and creates the roles only on a new session that finds the server writable.
+pytestmark = [pytest.mark.local]
 CLONE_BUCKET = "howdah-clone-own"
 
 
