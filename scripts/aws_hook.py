@@ -15,11 +15,15 @@ Configuration (environment):
   AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL / AWS_ENDPOINT   EC2 endpoint (default AWS)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, instance role
   AWS_EC2_METADATA_SERVICE_ENDPOINT  metadata service (default http://169.254.169.254)
-  HOWDAH_AWS_RETRY_SECONDS  how long throttling and transient errors are retried (default 20)
+  HOWDAH_AWS_RETRY_SECONDS  the time the whole run may take (default 20)
+  HOWDAH_HOOK_TIMEOUT       the dispatcher's per-hook timeout (it sets it): the run's time is
+                            at most this less a margin, so the hook ends before it is killed
 
-Throttling, 5xx and connection errors are retried with exponential backoff and jitter until
-HOWDAH_AWS_RETRY_SECONDS; any other error is permanent: one line naming the call and the AWS
-error code, exit 1.  The hook never touches PostgreSQL.
+Throttling, 5xx and connection errors are retried with exponential backoff and jitter; any
+other error is permanent: one line naming the call and the AWS error code, exit 1.  One
+deadline covers the whole run (metadata, the leader check, every EC2 attempt and the waits
+between them): an attempt starts only when its connect and read timeouts still end before the
+deadline.  The hook never touches PostgreSQL.
 """
 from __future__ import annotations
 
@@ -77,11 +81,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retry(what: str, call: Callable[[], T], budget: float, sleep: Callable[[float], None] = time.sleep,
-          clock: Callable[[], float] = time.monotonic) -> T:
-    """call() until it succeeds; transient errors are retried with backoff within budget seconds."""
+          clock: Callable[[], float] = time.monotonic, attempt_seconds: float = 0.0) -> T:
+    """call() until it succeeds; transient errors are retried with backoff within budget seconds.
+    Each call may take attempt_seconds: none starts that could not end within the budget."""
     deadline = clock() + budget
     delay = 0.2
     attempt = 1
+    if budget < attempt_seconds:
+        raise PermanentError(f"{what} not tried: {budget:.1f}s of the run's time left, one attempt "
+                             f"may take {attempt_seconds:g}s (HOWDAH_AWS_RETRY_SECONDS, HOWDAH_HOOK_TIMEOUT)")
     while True:
         try:
             return call()
@@ -90,9 +98,9 @@ def retry(what: str, call: Callable[[], T], budget: float, sleep: Callable[[floa
             if not is_transient(exc):
                 raise PermanentError(f"{what} failed: {reason}: {exc}") from None
             wait = min(delay, 5.0) * random.uniform(0.5, 1.0)
-            if clock() + wait > deadline:
+            if clock() + wait + attempt_seconds > deadline:
                 raise PermanentError(f"{what} still failing after {attempt} attempts "
-                                     f"({budget:g}s): {reason}: {exc}") from None
+                                     f"({budget:.1f}s): {reason}: {exc}") from None
             say(f"{what}: {reason} (transient), retry {attempt} in {wait:.1f}s")
             sleep(wait)
             delay *= 2
@@ -113,12 +121,14 @@ def metadata(env: Mapping[str, str], path: str, timeout: float = 2.0) -> str:
         return str(resp.read().decode().strip())
 
 
-def ec2_client(env: Mapping[str, str], region: str) -> Any:
+def ec2_client(env: Mapping[str, str], region: str, attempt: float = 8.0) -> Any:
+    """An EC2 client whose one attempt (connect + read timeouts) takes at most `attempt` s."""
     import boto3
     from botocore.config import Config
 
     endpoint = first(env, ENDPOINT_VARIABLES) or None
-    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=ATTEMPT_READ_TIMEOUT)
+    connect, read = attempt_timeouts(attempt)
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=connect, read_timeout=read)
     return boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config)
 
 
@@ -130,7 +140,8 @@ def left(deadline: float) -> float:
 def allocation_id(ec2: Any, eip: str, deadline: float) -> tuple[str, str, str]:
     """(allocation id, public IP, instance it is associated with now or '')."""
     key = {"AllocationIds": [eip]} if eip.startswith("eipalloc-") else {"PublicIps": [eip]}
-    found = retry(f"describe Elastic IP {eip}", lambda: ec2.describe_addresses(**key), left(deadline))
+    found = retry(f"describe Elastic IP {eip}", lambda: ec2.describe_addresses(**key), left(deadline),
+                  attempt_seconds=ATTEMPT)
     addresses = found.get("Addresses", [])
     if not addresses:
         raise PermanentError(f"Elastic IP {eip} not found in this region; check EIP_ALLOCATION")
@@ -145,20 +156,22 @@ def associate(ec2: Any, eip: str, instance: str, deadline: float) -> None:
         return
     retry(f"associate Elastic IP {public_ip} with {instance}",
           lambda: ec2.associate_address(AllocationId=alloc, InstanceId=instance, AllowReassociation=True),
-          left(deadline))
+          left(deadline), attempt_seconds=ATTEMPT)
     say(f"Elastic IP {public_ip} ({alloc}) associated with {instance}" + (f" (was on {current})" if current else ""))
 
 
 def tag(ec2: Any, instance: str, key: str, role: str, deadline: float) -> None:
     found = retry(f"list the volumes of {instance}", lambda: ec2.describe_volumes(
-        Filters=[{"Name": "attachment.instance-id", "Values": [instance]}]), left(deadline))
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance]}]), left(deadline),
+        attempt_seconds=ATTEMPT)
     volumes = [str(v["VolumeId"]) for v in found.get("Volumes", [])]
     retry(f"tag {instance} {key}={role}", lambda: ec2.create_tags(
-        Resources=[instance, *volumes], Tags=[{"Key": key, "Value": role}]), left(deadline))
+        Resources=[instance, *volumes], Tags=[{"Key": key, "Value": role}]), left(deadline),
+        attempt_seconds=ATTEMPT)
     say(f"tagged {instance} and {len(volumes)} volume(s) {key}={role}")
 
 
-def still_leader(env: Mapping[str, str], role: str) -> str | None:
+def still_leader(env: Mapping[str, str], role: str, timeout: float = 5.0) -> str | None:
     """None when the local agent confirms, right now, that this node holds the leader key and
     runs as ``role`` (GET /primary or /standby-leader answers 200); else the reason not to act.
 
@@ -175,7 +188,7 @@ def still_leader(env: Mapping[str, str], role: str) -> str | None:
     import urllib.request
     context = ssl._create_unverified_context() if base.startswith("https:") else None  # our own loopback
     try:
-        with urllib.request.urlopen(base + path, timeout=5, context=context) as resp:
+        with urllib.request.urlopen(base + path, timeout=timeout, context=context) as resp:
             if resp.status == 200:
                 return None
             return f"{base}{path} answered {resp.status}"
@@ -185,13 +198,23 @@ def still_leader(env: Mapping[str, str], role: str) -> str | None:
         return f"cannot ask the local agent ({base}{path}: {exc})"
 
 
-ATTEMPT_READ_TIMEOUT = 5  # with connect_timeout 3: one EC2 call takes at most 8 s
+MAX_ATTEMPT = 8.0  # seconds one EC2 call may take (connect 3 s + read 5 s), less in a short run
+ATTEMPT = MAX_ATTEMPT  # this run's (set by run() from its budget)
+
+
+def attempt_timeouts(attempt: float) -> tuple[float, float]:
+    """(connect, read) timeouts of one EC2 call taking at most `attempt` seconds, 3:5."""
+    return round(attempt * 3 / 8, 2), round(attempt * 5 / 8, 2)
+
+
+def hook_margin(timeout: float) -> float:
+    """What the run leaves of the dispatcher's timeout: the interpreter's start and exit."""
+    return 2.0 + timeout / 10
 
 
 def retry_budget(env: Mapping[str, str]) -> float:
-    """HOWDAH_AWS_RETRY_SECONDS (20), for every call of this run together, and at most half the
-    dispatcher's per-hook timeout (HOWDAH_HOOK_TIMEOUT): the last attempt (8 s at most), the
-    metadata and leader checks fit in the other half, so the hook ends before it is killed."""
+    """The run's time, from its start to its last attempt's end: HOWDAH_AWS_RETRY_SECONDS (20),
+    and at most the dispatcher's per-hook timeout (HOWDAH_HOOK_TIMEOUT) less hook_margin()."""
     try:
         budget = float(env.get("HOWDAH_AWS_RETRY_SECONDS", "").strip() or 20)
     except ValueError:
@@ -201,30 +224,37 @@ def retry_budget(env: Mapping[str, str]) -> float:
     except ValueError:
         timeout = 0.0
     if timeout > 0:
-        budget = min(budget, timeout / 2)
+        budget = min(budget, timeout - hook_margin(timeout))
     return max(budget, 0.0)
+
+
+def attempt_seconds(budget: float) -> float:
+    """One EC2 call's longest time in a run of `budget` seconds: at least two attempts fit."""
+    return max(0.2, min(MAX_ATTEMPT, budget / 2))
 
 
 def run(action: str, role: str, scope: str, env: Mapping[str, str]) -> int:
     if action not in TAGGING_ACTIONS:
         return 0
+    global ATTEMPT
     budget = retry_budget(env)
     deadline = time.monotonic() + budget
+    ATTEMPT = attempt_seconds(budget)
     eip = first(env, EIP_VARIABLES)
     instance = env.get("AWS_INSTANCE_ID", "").strip()
     region = first(env, ("AWS_REGION", "AWS_DEFAULT_REGION"))
     try:
         if not instance:
-            instance = metadata(env, "instance-id")
+            instance = metadata(env, "instance-id", min(2.0, max(0.1, left(deadline) / 8)))
         if not region:
-            region = metadata(env, "placement/region")
+            region = metadata(env, "placement/region", min(2.0, max(0.1, left(deadline) / 8)))
     except OSError as exc:
         say(f"cannot ask the instance metadata service ({exc}); set AWS_INSTANCE_ID and AWS_REGION")
         return 1
     try:
-        ec2 = ec2_client(env, region)
+        ec2 = ec2_client(env, region, ATTEMPT)
         if role in LEADER_ROLES and eip:
-            reason = still_leader(env, role)
+            reason = still_leader(env, role, min(5.0, max(0.1, left(deadline) / 4)))
             if reason is not None:
                 say(f"not moving {eip}: {reason}")
                 return 4

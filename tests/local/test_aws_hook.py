@@ -171,3 +171,29 @@ def test_eip_follows_the_primary_of_a_real_cluster(ec2_endpoint: str,
     print(f"kill -9 of {leader.name} -> EIP on {new.name}'s instance after {moved:.1f} s")
     text = log.read_text()
     assert f"aws on_role_change primary {c.nodes[0].config['scope']}: exited with 0" in text
+
+
+@pytest.mark.parametrize("timeout", [10, 30])
+def test_a_hanging_ec2_ends_the_hook_before_the_callback_timeout(tmp_path: Path, timeout: int) -> None:
+    # an EC2 endpoint that takes connections and never answers: every attempt runs into its read
+    # timeout; the run (retries, backoff, the boto3 import) still ends by itself, with one line,
+    # before the dispatcher's per-hook timeout would kill it
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        log = tmp_path / "callbacks.log"
+        env = {"PATH": "/usr/bin:/bin", **CREDENTIALS, "AWS_ENDPOINT": f"http://127.0.0.1:{hole.getsockname()[1]}",
+               "AWS_INSTANCE_ID": "i-0123456789abcdef0", "EIP_ALLOCATION": "eipalloc-0123456789abcdef0",
+               "HOWDAH_LEADER_CHECK": "off", "HOWDAH_AWS_RETRY_SECONDS": "600"}
+        started = time.monotonic()
+        subprocess.run([sys.executable, str(DISPATCH), "--log", str(log), "--timeout", str(timeout),
+                        "--run", f"aws={sys.executable} {HOOK}", "on_role_change", "primary", "demo"],
+                       env=env, timeout=timeout + 60, check=False)
+        took = time.monotonic() - started
+    text = log.read_text()
+    assert "killed after" not in text, text
+    assert "aws on_role_change primary demo: exited with 1" in text, text
+    assert "still failing after" in text, text
+    if timeout >= 30:
+        assert "(transient), retry 1" in text, text
+    assert took < timeout, f"{took:.1f}s for a {timeout}s hook timeout:\n{text}"

@@ -92,10 +92,54 @@ def test_no_metadata_service_is_one_clear_line(hook: ModuleType, capsys: pytest.
 
 def test_the_retry_budget_fits_the_hook_timeout(hook: ModuleType) -> None:
     assert hook.retry_budget({}) == 20
-    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "30"}) == 15
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "30"}) == 20  # 30 less 5 s of margin
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "12"}) == pytest.approx(8.8)
     assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "30", "HOWDAH_AWS_RETRY_SECONDS": "5"}) == 5
-    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "8", "HOWDAH_AWS_RETRY_SECONDS": "60"}) == 4
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "8", "HOWDAH_AWS_RETRY_SECONDS": "60"}) == pytest.approx(5.2)
+    assert hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": "1"}) == 0
     assert hook.retry_budget({"HOWDAH_AWS_RETRY_SECONDS": "x"}) == 20
+    for timeout in (1, 3, 8, 10, 30, 60, 600):
+        budget = hook.retry_budget({"HOWDAH_HOOK_TIMEOUT": str(timeout), "HOWDAH_AWS_RETRY_SECONDS": "1000"})
+        assert budget == 0 or budget + hook.hook_margin(timeout) <= timeout + 1e-9
+        attempt = hook.attempt_seconds(budget)
+        assert attempt <= hook.MAX_ATTEMPT and (budget < 0.4 or 2 * attempt <= budget + 1e-9)
+        assert sum(hook.attempt_timeouts(attempt)) <= attempt + 1e-9
+
+
+class SlowFlaky(Flaky):
+    """Each call takes `seconds` of the clock, then fails (or succeeds once the errors are used)."""
+
+    def __init__(self, clock: Clock, seconds: float, *errors: Exception) -> None:
+        super().__init__(*errors)
+        self.clock, self.seconds = clock, seconds
+
+    def __call__(self) -> str:
+        self.clock.now += self.seconds
+        return super().__call__()
+
+
+def test_no_attempt_starts_that_would_end_after_the_budget(hook: ModuleType) -> None:
+    # the worst case of a run: every call times out (8 s) and is retried; four calls share
+    # one deadline and the run still ends within it
+    clock = Clock()
+    budget, attempt = 20.0, hook.attempt_seconds(20.0)
+    deadline = budget
+    outcomes = []
+    for what in ("describe", "associate", "volumes", "tag"):
+        call = SlowFlaky(clock, attempt, *[client_error("RequestTimeout", 500)] * 100)
+        try:
+            hook.retry(what, call, max(0.0, deadline - clock.now), sleep=clock.sleep, clock=clock,
+                       attempt_seconds=attempt)
+        except hook.PermanentError as exc:
+            outcomes.append(str(exc))
+        assert clock.now <= deadline, (what, clock.now)
+    assert "still failing after 2 attempts" in outcomes[0], outcomes
+    assert all("not tried" in o for o in outcomes[1:]), outcomes
+    # a call that succeeds on its second attempt, with room for it
+    clock = Clock()
+    ok = SlowFlaky(clock, 2.0, client_error("Throttling"))
+    assert hook.retry("tag", ok, 10.0, sleep=clock.sleep, clock=clock, attempt_seconds=2.0) == "ok"
+    assert ok.calls == 2 and clock.now <= 10
 
 
 def test_one_budget_is_shared_by_every_call(hook: ModuleType) -> None:
