@@ -3,10 +3,12 @@ connection (issue 9, item 2). pg_hba accepts TCP connections only with TLS and
 a client certificate of the test CA (hostssl ... clientcert=verify-ca); the
 agents connect with the libpq keys of postgresql.authentication.<role>. A
 leader and a streaming replica prove the agent's own connection, pg_basebackup
-and primary_conninfo; the same YAML on both agents.
+primary_conninfo and post_bootstrap's URL; the same YAML on both agents.
 """
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -30,8 +32,15 @@ def test_a_cluster_forms_with_hostssl_clientcert_verify_ca(
         keys = {"sslmode": "verify-ca", "sslrootcert": ca.cert,
                 "sslcert": client.cert, "sslkey": client.key}
         auth = {role: keys for role in ("superuser", "replication", "rewind")}
+        # post_bootstrap gets a URL it can use over TCP: here only with the client certificate
+        scripts = Path(tempfile.mkdtemp(prefix="howdah-post-bootstrap-"))
+        scripts.chmod(0o777)  # the agents may run as another user than the test
+        script, ran = scripts / "post_bootstrap.sh", scripts / "ran"
+        script.write_text(f"#!/bin/sh\npsql \"$1\" -v ON_ERROR_STOP=1 "
+                          f"-c 'CREATE TABLE post_bootstrap_ran (url_ok bool)' && touch {ran}\n")
+        script.chmod(0o755)
         extra = {
-            "bootstrap": {"pg_hba": [
+            "bootstrap": {"post_bootstrap": f"/bin/sh {script}", "pg_hba": [
                 "local all all trust",
                 "hostssl replication replicator 127.0.0.1/32 md5 clientcert=verify-ca",
                 "hostssl all all 127.0.0.1/32 md5 clientcert=verify-ca",
@@ -42,6 +51,7 @@ def test_a_cluster_forms_with_hostssl_clientcert_verify_ca(
         }
         cluster = local_cluster(2, kind=kind, extra=extra, dcs="etcd3", **FAST)
         leader = cluster.wait_leader(timeout=180)
+        assert ran.exists(), "post_bootstrap could not connect with the URL it was given"
         replica = next(n for n in cluster.nodes if n is not leader)
         wait_until(lambda: replica.role() == "replica" and
                    (replica.api("/replica")[0] == 200), 240,

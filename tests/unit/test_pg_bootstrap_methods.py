@@ -47,3 +47,23 @@ def test_bootstrap_hba_trusts_only_the_agents_users_locally() -> None:
         'host replication "Repl User" ::1/128 trust', "host all postgres ::1/128 trust")
     assert conf.addresses("/var/run/postgresql") == []
     assert conf.addresses("127.0.0.1") == ["127.0.0.1"]
+
+
+def test_post_bootstrap_url_carries_the_superusers_tls_options() -> None:
+    from howdah.pg.bootstrap import local_url
+    params = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": "secret",
+              "dbname": "postgres", "sslmode": "verify-ca", "sslcert": "/certs/su.crt",
+              "sslkey": "/certs/su.key", "sslrootcert": "/certs/ca.crt"}
+    url = local_url(params)
+    assert url == ("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-ca"
+                   "&sslcert=%2Fcerts%2Fsu.crt&sslkey=%2Fcerts%2Fsu.key&sslrootcert=%2Fcerts%2Fca.crt")
+    assert "secret" not in url
+    import psycopg2.extensions
+    parsed = psycopg2.extensions.parse_dsn(url)
+    assert parsed["sslcert"] == "/certs/su.crt" and parsed["sslmode"] == "verify-ca"
+
+
+def test_post_bootstrap_url_without_tls_is_plain() -> None:
+    from howdah.pg.bootstrap import local_url
+    assert local_url({"host": "127.0.0.1", "port": 5432, "user": "postgres"}) == \
+        "postgres://postgres@127.0.0.1:5432/postgres"

@@ -6,10 +6,11 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from urllib.parse import quote, urlencode
 
 from psycopg2 import sql
 
-from howdah.pg.conf import Credentials
+from howdah.pg.conf import LIBPQ_TLS_KEYS, Credentials
 from howdah.pg.methods import long_options
 from howdah.pg.proc import run_logged
 from howdah.pg.query import LocalDb
@@ -81,5 +82,10 @@ def run_post_bootstrap(command: str, url: str, pgpass: Path) -> bool:
 
 
 def local_url(params: Mapping[str, Any]) -> str:
+    """The URL post_bootstrap gets: the agent's own connection, with the superuser's libpq
+    TLS/GSS options (a pg_hba that wants a client certificate lets the script in too); the
+    password comes from PGPASSFILE, never the URL."""
     host = params.get("host", "127.0.0.1")
-    return f"postgres://{params.get('user')}@{host}:{params.get('port')}/postgres"
+    url = f"postgres://{quote(str(params.get('user')), safe='')}@{host}:{params.get('port')}/postgres"
+    options = [(k, str(params[k])) for k in LIBPQ_TLS_KEYS if params.get(k)]
+    return url + ("?" + urlencode(options) if options else "")
