@@ -92,21 +92,13 @@ class EtcdV2:
         if not self.srv or time.monotonic() - self._srv_tried < srv.RETRY_AFTER:
             return bool(self.hosts)
         self._srv_tried = time.monotonic()
-        suffix = str(self.cfg.get("srv_suffix") or "")
-        try:
-            protocol, hosts = srv.discover(str(self.srv), suffix)
-        except srv.SrvError as exc:
-            log.warning("etcd: SRV lookup for %s failed: %s", self.srv, exc)
-            return bool(self.hosts)
-        if hosts and hosts != self.hosts:
-            if self.hosts:
-                log.info("etcd: the SRV records of %s now list %s", self.srv, hosts_desc(hosts))
+        found = srv.lookup_again(str(self.srv), str(self.cfg.get("srv_suffix") or ""), self.hosts)
+        if found:
+            protocol, hosts = found
             self.protocol = str(self.cfg.get("protocol") or protocol)
             clients = self._make_clients(hosts)
             self.hosts, self._clients, self._current = hosts, clients, 0
             self.where = f"{hosts_desc(hosts)} from SRV {self.srv}"
-        elif not hosts:
-            log.warning("etcd: DNS has no SRV record %s", srv.names(str(self.srv), suffix))
         return bool(self.hosts)
 
     @staticmethod

@@ -181,20 +181,12 @@ class Etcd3:
         if time.monotonic() - self._srv_tried < srv.RETRY_AFTER:
             return bool(self.hosts)
         self._srv_tried = time.monotonic()
-        suffix = self._srv_suffix
-        try:
-            protocol, hosts = srv.discover(str(self.srv), suffix)
-        except srv.SrvError as exc:
-            log.warning("etcd: SRV lookup for %s failed: %s", self.srv, exc)
-            return bool(self.hosts)
-        if hosts and hosts != self.hosts:
-            if self.hosts:
-                log.info("etcd: the SRV records of %s now list %s", self.srv, hosts_desc(hosts))
+        found = srv.lookup_again(str(self.srv), self._srv_suffix, self.hosts)
+        if found:
+            protocol, hosts = found
             self.hosts, self._current = hosts, 0
             self.protocol = str(self.cfg.get("protocol") or protocol)
             self.where = f"{hosts_desc(hosts)} from SRV {self.srv}"
-        elif not hosts:
-            log.warning("etcd: DNS has no SRV record %s", srv.names(str(self.srv), suffix))
         return bool(self.hosts)
 
     def _key(self, rel: str) -> str:

@@ -13,13 +13,17 @@ memory (see _nodns.py).  An answer cut short (TC) is used as far as it goes.
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import socket
 import struct
-from typing import Callable
+from typing import Callable, Sequence
+
+from howdah.dcs.endpoints import hosts_desc
 
 RECORDS = (("https", "_etcd-client-ssl"), ("http", "_etcd-client"))
+log = logging.getLogger(__name__)
 RETRY_AFTER = 5.0
 SRV, IN = 33, 1
 
@@ -144,3 +148,23 @@ def discover(domain: str, suffix: str = "", lookup: Lookup | None = None) -> tup
 
 def names(domain: str, suffix: str = "") -> str:
     return " or ".join(f"{record}{suffix}._tcp.{domain.rstrip('.')}" for _, record in RECORDS)
+
+
+def lookup_again(domain: str, suffix: str,
+                 known: Sequence[tuple[str, int]]) -> tuple[str, list[tuple[str, int]]] | None:
+    """One more lookup of `domain`'s records for a backend that knows `known`: (protocol,
+    hosts) when they list other hosts; None when nothing changed, or when the lookup failed or
+    found no record (logged: the backend keeps the hosts it knows)."""
+    try:
+        protocol, hosts = discover(domain, suffix)
+    except SrvError as exc:
+        log.warning("etcd: SRV lookup for %s failed: %s", domain, exc)
+        return None
+    if not hosts:
+        log.warning("etcd: DNS has no SRV record %s", names(domain, suffix))
+        return None
+    if list(hosts) == list(known):
+        return None
+    if known:
+        log.info("etcd: the SRV records of %s now list %s", domain, hosts_desc(hosts))
+    return protocol, list(hosts)
