@@ -76,3 +76,15 @@ def patroni_venv() -> Path:
             pytest.skip("bench/setup.sh could not create the Patroni venv:\n"
                         + res.stdout[-2000:] + res.stderr[-2000:])
     return PATRONI_VENV
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """An S3-compatible server over TLS (moto behind HAProxy, tests/harness/s3.py) with the
+    harness's bucket; a test module that needs other buckets defines its own `s3`."""
+    pytest.importorskip("moto")
+    pytest.importorskip("cryptography")
+    from harness.s3 import BUCKET, S3Server
+    with S3Server() as server:
+        server.create_bucket(BUCKET)
+        yield server

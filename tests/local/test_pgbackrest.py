@@ -20,6 +20,7 @@ import pytest
 from harness import LocalCluster
 from harness.config import HOWDAH_VENV, REPLICATION, REPO, _runnable_as_postgres
 from harness.node import AgentNode
+from harness.archive import switch_and_archive
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
@@ -89,13 +90,6 @@ def repo() -> Iterator[Repo]:
     made = Repo()
     yield made
     shutil.rmtree(made.dir, ignore_errors=True)
-
-
-def switch_and_archive(node: AgentNode) -> None:
-    """Close the current WAL segment and wait until the archiver shipped it."""
-    segment = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
-    wait_for(f"{segment} archived", lambda: (node.sql(
-        "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or "") >= segment, 60)
 
 
 def agent_log(node: AgentNode) -> str:

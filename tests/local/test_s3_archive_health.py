@@ -12,7 +12,7 @@ import math
 import re
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import yaml
@@ -31,13 +31,6 @@ pytestmark = pytest.mark.local
 WARN_AFTER = 10
 # archive-push gives up in seconds (not a minute) while the S3 endpoint refuses connections
 FAST_FAIL = "--io-timeout=3 --db-timeout=20"
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 def metrics(node: AgentNode) -> dict[str, str]:

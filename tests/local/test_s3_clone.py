@@ -18,8 +18,8 @@ pytest.importorskip("cryptography")
 
 from harness import LocalCluster  # noqa: E402
 from harness.config import REPO  # noqa: E402
-from harness.node import AgentNode  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
+from harness.archive import switch_and_archive  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 # Once failed here with "cannot execute ALTER ROLE in a read-only transaction": the agent
@@ -36,12 +36,6 @@ def s3() -> Iterator[S3Server]:
         server.create_bucket(BUCKET)
         server.create_bucket(CLONE_BUCKET)
         yield server
-
-
-def switch_and_archive(node: AgentNode) -> None:
-    segment = node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0]
-    wait_for(f"{segment} archived", lambda: (node.sql(
-        "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or "") >= segment, 90)
 
 
 def clone_bootstrap(files: dict[str, str]) -> dict[str, Any]:

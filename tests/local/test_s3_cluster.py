@@ -7,8 +7,7 @@ replica method and the WAL-E style ``howdah-restore-replica``."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -17,26 +16,11 @@ pytest.importorskip("cryptography")
 
 from harness import LocalCluster  # noqa: E402
 from harness.config import REPO  # noqa: E402
-from harness.node import AgentNode  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
+from harness.archive import switch_and_archive  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.local
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
-
-
-def switch_and_archive(node: AgentNode) -> str:
-    """Close the current WAL segment and wait until the archiver shipped it."""
-    segment = str(node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
-    wait_for(f"{segment} archived", lambda: (node.sql(
-        "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or "") >= segment, 90)
-    return segment
 
 
 def test_cluster_archives_and_backs_up_to_s3_and_replicas_restore_from_it(

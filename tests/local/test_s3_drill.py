@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -28,13 +28,6 @@ from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.local
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 def drill(conf: Rendered, node: AgentNode, *extra: str):  # type: ignore[no-untyped-def]

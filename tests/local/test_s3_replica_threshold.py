@@ -8,7 +8,7 @@ replicas end up streaming with every row."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -19,17 +19,10 @@ pytest.importorskip("cryptography")
 from harness import LocalCluster  # noqa: E402
 from harness.config import REPO  # noqa: E402
 from harness.node import AgentNode  # noqa: E402
-from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
+from harness.s3 import Rendered, S3Server, python  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.local
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 def replica_config(s3: S3Server, node: AgentNode, where: Path, **env: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ the new primary, and a backup that fails while S3 is unreachable is reported in 
 and succeeds on the retry once S3 is back."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -19,13 +19,6 @@ from harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.local
 FAST_FAIL = {"PGBACKREST_IO_TIMEOUT": "3", "PGBACKREST_DB_TIMEOUT": "20"}  # S3 down: fail in seconds, not minutes
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 def test_scheduled_backups_retention_switchover_and_failure(s3: S3Server,

@@ -14,7 +14,7 @@ YAML run by Patroni 4.1.5 and by Howdah gives the same outcome (the source is a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -25,26 +25,13 @@ pytest.importorskip("cryptography")
 from harness import LocalCluster  # noqa: E402
 from harness.node import AgentNode  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server  # noqa: E402
+from harness.archive import switch_and_archive  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(1200)]
 CREATED = {"howdah": "replica created with method bootstrap_standby_with_wale",
            "patroni": "replica has been created using bootstrap_standby_with_wale"}
 STANDBY_KEY, STANDBY_SECRET = "standby-reader-key", "standby-reader-secret"  # moto accepts any key
-
-
-@pytest.fixture
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        server.create_bucket(BUCKET)
-        yield server
-
-
-def switch_and_archive(node: AgentNode) -> str:
-    segment = str(node.sql("SELECT pg_walfile_name(pg_switch_wal())")[0][0])
-    wait_for(f"{segment} archived", lambda: (node.sql(
-        "SELECT last_archived_wal FROM pg_stat_archiver")[0][0] or "") >= segment, 120)
-    return segment
 
 
 def standby_extra(s3: S3Server, node: AgentNode, scope: str, **env: str) -> tuple[Rendered, dict[str, Any]]:
