@@ -12,17 +12,19 @@ def wait_until(check: Callable[[], T], timeout: float = 120.0, interval: float =
     """Call check() until it returns something truthy and return that; raise
     TimeoutError (with details(), e.g. cluster logs) after timeout seconds."""
     deadline = time.monotonic() + timeout
+    last: object = None
     while True:
         result: T | None
         try:
             result = check()
-        except Exception:  # noqa: BLE001 - a check may fail while things settle
-            result = None
+            last = result
+        except Exception as exc:  # noqa: BLE001 - a check may fail while things settle
+            result, last = None, exc
         if result:
             return result
         if time.monotonic() >= deadline:
             extra = ("\n" + details()) if details else ""
-            raise TimeoutError(f"{what}: not reached within {timeout}s{extra}")
+            raise TimeoutError(f"{what}: not reached within {timeout}s (last: {last!r}){extra}")
         time.sleep(interval)
 
 

@@ -14,7 +14,7 @@ import shutil
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,6 +22,7 @@ from harness import LocalCluster
 from harness.kubeapi import KubeApiStandIn
 from harness.ports import Reservation
 from harness.proxy import TcpProxy
+from harness.waiting import wait_for
 from howdah.dcs import open_backend
 from howdah.dcs.base import Dcs, DcsError
 
@@ -30,21 +31,6 @@ NS = "db"
 SPILO = {"labels": {"application": "spilo"}, "scope_label": "cluster-name", "role_label": "spilo-role",
          "leader_label_value": "master", "follower_label_value": "replica",
          "standby_leader_label_value": "master"}
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # noqa: BLE001
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ on Patroni's timing.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from harness import EtcdServer, LocalCluster, web
+from harness import EtcdServer, LocalCluster, waiting, web
 
 pytestmark = [pytest.mark.local, pytest.mark.patroni, pytest.mark.own_dcs, pytest.mark.timeout(900)]
 FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
@@ -24,18 +23,7 @@ OPTIONAL = {"history", "sync", "failover", "failsafe"}
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # noqa: BLE001
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+    return waiting.wait_for(what, check, timeout, every=0.5)
 
 
 def layout(etcd: EtcdServer, scope: str) -> dict[str, Any]:

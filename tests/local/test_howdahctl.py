@@ -21,6 +21,7 @@ import yaml
 
 from harness import AgentNode, LocalCluster
 from harness.config import HOWDAH_VENV
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
 CTL = str(HOWDAH_VENV / "bin" / "howdahctl")
@@ -50,16 +51,6 @@ def fails(c: LocalCluster, *args: str, stdin: str = "") -> str:
     assert res.returncode == 1
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("howdahctl: "), res.stderr
     return res.stderr
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def members(c: LocalCluster) -> dict[str, dict[str, Any]]:

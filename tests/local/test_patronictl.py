@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 
 from harness import LocalCluster
+from harness.waiting import wait_for
 
 pytestmark = [pytest.mark.local, pytest.mark.patroni]
 AUTH = {"username": "admin", "password": "s3cret"}
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 class Ctl:

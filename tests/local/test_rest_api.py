@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from harness import AgentNode, LocalCluster
 from harness.web import request
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
 USER, PASSWORD = "admin", "s3cret"
 TOKEN = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def call(node: AgentNode, method: str, path: str, body: Any = None,

@@ -16,7 +16,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 import yaml
@@ -24,22 +24,13 @@ import yaml
 from harness import LocalCluster
 from harness.config import HOWDAH_VENV
 from harness.web import request
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
 TIMING = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
 UNSAFE = [("POST", "/restart"), ("POST", "/reload"), ("POST", "/reinitialize"),
           ("PATCH", "/config"), ("PUT", "/config"), ("POST", "/switchover"),
           ("POST", "/failover"), ("DELETE", "/switchover"), ("DELETE", "/restart")]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def test_without_credentials_unsafe_requests_are_refused(
