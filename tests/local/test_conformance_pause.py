@@ -30,7 +30,11 @@ def codes(node: Any) -> dict[str, int]:
     return {path: node.api(path)[0] for path in PATHS}
 
 
-@pytest.mark.parametrize("kind", [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"])
+# Patroni 4.1.5's own run lost its leader key once in CI (2026-12-03, a loaded machine); the
+# reference flaking says nothing about Howdah, whose run stays strict.
+@pytest.mark.parametrize("kind", [pytest.param("patroni", marks=[
+    pytest.mark.patroni, pytest.mark.xfail(strict=False, reason="Patroni's side once lost its "
+                                           "leader key under load (CI 2026-12-03)")]), "howdah"])
 def test_pause(kind: str, request: pytest.FixtureRequest,
                local_cluster: Callable[..., LocalCluster]) -> None:
     if kind == "patroni":
