@@ -128,9 +128,11 @@ def agent_command(kind: str, config_path: Path) -> list[str]:
             raise FileNotFoundError(f"{exe} missing: run bench/setup.sh")
         return [str(exe), str(config_path)]
     if kind == "howdah":
-        exe = HOWDAH_VENV / "bin" / "howdah"
-        if _runnable_as_postgres(str(HOWDAH_VENV / "bin" / "python")):
-            return [str(exe), str(config_path)]
+        # `python -m howdah.main` is what the `howdah` console script runs (tests/unit/test_layers.py
+        # checks pyproject's entry points), without depending on when the venv's script was written
+        python = str(HOWDAH_VENV / "bin" / "python")
+        if _runnable_as_postgres(python):
+            return [python, "-m", "howdah.main", str(config_path)]
         return _howdah_via_system_python() + [str(config_path)]
     raise ValueError(f"unknown agent kind {kind!r}; expected one of {KINDS}")
 
@@ -150,11 +152,11 @@ def _runnable_as_postgres(python: str) -> bool:
 
 
 def _howdah_via_system_python() -> list[str]:
-    """Run howdah.agent.main:main with Debian's python3 and the venv's packages
+    """Run howdah.main:main with Debian's python3 and the venv's packages
     (same 3.11 ABI); used when the venv's own interpreter is unreachable."""
     site = sorted((HOWDAH_VENV / "lib").glob("python3*/site-packages"))
     code = ("import site, sys; [site.addsitedir(p) for p in sys.argv[1:2]]; "
             "sys.path.insert(0, sys.argv[2]); del sys.argv[1:3]; "
-            "from howdah.agent.main import main; sys.exit(main())")
+            "from howdah.main import main; sys.exit(main())")
     return ["/usr/bin/python3", "-c", code, str(site[-1]) if site else "",
             str(REPO / "image")]

@@ -109,7 +109,7 @@ def test_unparsable_yaml(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("tree", [patched("bootstrap.dcs.ttl", "ten"), patched("scope", None)])
 def test_cli_exits_nonzero_with_one_line(tmp_path: Path, tree: dict[str, Any]) -> None:
-    res = subprocess.run([sys.executable, "-m", "howdah.agent.main", str(write(tmp_path, tree))],
+    res = subprocess.run([sys.executable, "-m", "howdah.main", str(write(tmp_path, tree))],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()

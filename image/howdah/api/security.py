@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence, Union
 from urllib.parse import urlsplit
 
+from howdah.config.load import auth_pair
 from howdah.config.tls import unsafe_needs_client_cert
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -50,31 +51,6 @@ def member_networks(api_urls: Sequence[str]) -> tuple[Network, ...]:
 
 NO_AUTH_CONFIGURED = ("unsafe requests are refused: restapi.authentication is not configured "
                       "(set PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD)")
-
-
-def auth_pair(restapi: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(username, password) of ``restapi.authentication``, (None, None) when absent.
-
-    A username without a password (or the reverse) raises ValueError: silently
-    running without authentication would be the worst reading of it.
-    """
-    auth = restapi.get("authentication")
-    if auth is None or auth == "":
-        return None, None
-    if not isinstance(auth, Mapping):
-        raise ValueError("restapi.authentication: must be a mapping with username and password")
-    user, password = auth.get("username"), auth.get("password")
-    user = None if user is None or str(user) == "" else str(user)
-    password = None if password is None or str(password) == "" else str(password)
-    if user is None and password is None:
-        return None, None
-    if user is None:
-        raise ValueError("restapi.authentication.username: a password is set but no username; "
-                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
-    if password is None:
-        raise ValueError("restapi.authentication.password: a username is set but no password; "
-                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
-    return user, password
 
 
 class Refusal(NamedTuple):

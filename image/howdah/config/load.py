@@ -8,7 +8,6 @@ from typing import Any, Mapping
 
 import yaml
 
-from howdah.api.security import auth_pair
 from howdah.config.tls import TlsConfigError
 from howdah.config.tls import check_config as check_tls
 from howdah.core.settings import SettingsError, build_settings, check_parameters
@@ -18,6 +17,31 @@ from howdah.dcs import BACKENDS, HOST_BACKENDS, UNSUPPORTED
 SUPPORTED_DCS = tuple(BACKENDS)
 # the first section present picks the DCS (Patroni's order: etcd before etcd3)
 KNOWN_DCS = tuple(dict.fromkeys(("etcd", "etcd3", "kubernetes", *BACKENDS, *UNSUPPORTED)))
+
+
+def auth_pair(restapi: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(username, password) of ``restapi.authentication``, (None, None) when absent.
+
+    A username without a password (or the reverse) raises ValueError: silently
+    running without authentication would be the worst reading of it.
+    """
+    auth = restapi.get("authentication")
+    if auth is None or auth == "":
+        return None, None
+    if not isinstance(auth, Mapping):
+        raise ValueError("restapi.authentication: must be a mapping with username and password")
+    user, password = auth.get("username"), auth.get("password")
+    user = None if user is None or str(user) == "" else str(user)
+    password = None if password is None or str(password) == "" else str(password)
+    if user is None and password is None:
+        return None, None
+    if user is None:
+        raise ValueError("restapi.authentication.username: a password is set but no username; "
+                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
+    if password is None:
+        raise ValueError("restapi.authentication.password: a username is set but no password; "
+                         "set both (PATRONI_RESTAPI_USERNAME and PATRONI_RESTAPI_PASSWORD) or neither")
+    return user, password
 
 
 class ConfigError(ValueError):

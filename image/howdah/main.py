@@ -1,4 +1,7 @@
-"""`howdah /path/to/config.yml`: the HA agent's command line."""
+"""`howdah /path/to/config.yml`: the HA agent's command line.
+
+The composition root: the one module that wires the agent (howdah.agent) to its REST API
+(howdah.api); it sits above both layers and nothing in the package imports it."""
 from __future__ import annotations
 
 import argparse
