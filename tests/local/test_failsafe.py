@@ -271,3 +271,38 @@ def _copy_data(src: AgentNode, dst: AgentNode) -> None:
     subprocess.run(["chown", "-R", "postgres:postgres", str(dst.workdir)], check=True)
     os.chmod(dst.data_dir, 0o700)
     assert API_AUTH  # the agents' REST credentials are in every node's config
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_replica_slots_advance_from_the_leaders_post_failsafe_during_the_outage(
+        kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
+    """/status cannot be read while etcd is frozen: the leader sends its slot positions
+    in the POST /failsafe body (Patroni 4.1.5: "slots", as in /status) and the replica
+    advances its copies from them: the permanent logical slot to the position a consumer
+    confirmed on the leader during the outage, its slot for the leader past the writes."""
+    from test_slots import dcs_extra, slots_of, wait_slots
+    extra = dcs_extra(failsafe_mode=True)
+    cluster, leader = _ready(kind, 2, local_cluster, extra=extra)
+    replica = next(n for n in cluster.nodes if n is not leader)
+    wait_slots(cluster, replica, {leader.name, "perm_phys", "perm_log"}, timeout=240)
+    leader.sql("CREATE TABLE fs_slots (v text)")
+    with _etcd_frozen(cluster):
+        wait_until(lambda: _active(leader, "/primary") and _active(replica), OUTAGE,
+                   interval=0.5, what="failsafe mode active on both nodes",
+                   details=lambda: cluster.dump_logs(40))
+        leader.sql("INSERT INTO fs_slots SELECT 'during the outage ' || g"
+                   " FROM generate_series(1, 1000) g")
+        leader.sql("SELECT count(*) FROM pg_logical_slot_get_changes('perm_log', NULL, NULL)")
+        confirmed = slots_of(leader)["perm_log"]["confirmed"]
+        written = leader.sql("SELECT pg_current_wal_lsn() - '0/0'")[0][0]
+
+        def advanced() -> bool:
+            row = slots_of(replica)
+            return (row.get("perm_log", {}).get("confirmed") or 0) >= confirmed and \
+                (row.get(leader.name, {}).get("restart_lsn") or 0) >= written
+        wait_until(advanced, OUTAGE, interval=0.5,
+                   what="the replica's slots reach the leader's positions during the outage",
+                   details=lambda: f"{slots_of(replica)} want perm_log >= {confirmed}, "
+                   f"{leader.name} >= {written}\n" + cluster.dump_logs(40))
+        assert cluster.etcd is not None and not cluster.etcd.healthy(), "etcd answered"
+        assert _active(leader, "/primary"), "the leader left failsafe mode during the test"

@@ -3,6 +3,7 @@ leader's POST /failsafe round (agent/failsafe.py) against small loopback servers
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import http.server
 import threading
 from typing import Any, Iterator
@@ -12,6 +13,7 @@ import urllib3
 
 from howdah.agent.failsafe import Failsafe, Round, auth_headers, confirm, endpoint
 from howdah.core.decide import decide
+from howdah.core.failsafe import slot_view
 from howdah.core.models import (
     ClusterView, DataState, Leader, LocalState, Member, PeerStatus, PgStatus,
 )
@@ -106,6 +108,25 @@ def test_the_replica_side_holds_for_ttl() -> None:
     assert fs.leader(30) == "a" and fs.active(30)
     t[0] = 130.0
     assert fs.leader(30) is None and not fs.active(30)
+
+
+def test_the_replica_keeps_the_slot_positions_the_leader_sent() -> None:
+    """Patroni 4.1.5's body carries {slot: lsn} in "slots" (seen on the wire); a
+    replica keeps the last map and puts it over /status in the view its slots
+    follow, with the pinging member as the leader."""
+    fs = Failsafe(lambda: 100.0)
+    assert fs.slots() == {}
+    fs.accept({"name": "a", "slots": {"perm_log": 500, "b": 400, "bad": "x", "t": True}})
+    assert fs.slots() == {"perm_log": 500, "b": 400}
+    fs.accept({"name": "a"})  # a leader that sends none: nothing to advance to
+    assert fs.slots() == {}
+    old = replace(view(None, FS), slots={"perm_log": 300, "perm_phys": 200})
+    seen = slot_view(old, "a", {"perm_log": 500})
+    assert seen.leader is not None and seen.leader.name == "a"
+    assert seen.slots == {"perm_log": 500, "perm_phys": 200}
+    assert seen.members == old.members
+    held = slot_view(view("a", FS), "a", {})
+    assert held.leader == Leader("a", 5)
 
 
 def test_the_leader_side_is_active_until_sent_plus_ttl() -> None:

@@ -14,6 +14,20 @@ A replica: a ``POST /failsafe`` from a member that is not running as the primary
 here is recorded; for ttl seconds after it, this node follows that leader and
 takes no part in a leader race (core/failsafe.py), since the leader counts on
 that promise when it keeps its primary running without the DCS.
+
+Slots: as Patroni 4.1.5 does (observed: its body carries ``slots``, the same
+{slot: lsn} map it writes to /status), the leader sends its slot positions in
+every round, and a replica advances its copies of the permanent and member
+slots from them while /status cannot be read (agent/ha.py, core/failsafe.py).
+
+Why a refused round does not demote at once (Patroni 4.1.5 does): every member
+that accepted a round promised, when the call reached it (after the round was
+sent), to follow this leader and not race for ttl.  A round that is not
+confirmed by all moves nothing, so the lease and the fence deadline stay at
+the last fully confirmed round's send time + ttl - retry_timeout/2, and the
+leader demotes at send time + loop_wait + retry_timeout: both before any
+member's promise ends.  A single lost answer costs no demotion; a member that
+is really gone demotes the leader within loop_wait + retry_timeout.
 """
 from __future__ import annotations
 
@@ -45,6 +59,15 @@ def auth_headers(restapi: Mapping[str, Any], ctl: Mapping[str, Any]) -> dict[str
             return dict(urllib3.make_headers(
                 basic_auth=f"{auth['username']}:{auth.get('password') or ''}"))
     return {}
+
+
+def slot_positions(value: Any) -> dict[str, int]:
+    """{slot: lsn} from a POST /failsafe body's ``slots``; anything else is dropped
+    (a leader of another version may send none, or a malformed map)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): int(v) for k, v in value.items()
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0}
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ class Failsafe:
         self._lock = threading.Lock()
         self._pinged_at: float | None = None  # replica: last POST /failsafe accepted
         self._leader: dict[str, str] = {}
+        self._slots: dict[str, int] = {}  # the leader's slot positions, from its body
         self.leading_until: float | None = None  # leader: failsafe active until
         self.last_round: Round | None = None
 
@@ -123,6 +147,12 @@ class Failsafe:
         with self._lock:
             self._pinged_at = self.clock()
             self._leader = {k: str(body.get(k) or "") for k in ("name", "conn_url", "api_url")}
+            self._slots = slot_positions(body.get("slots"))
+
+    def slots(self) -> dict[str, int]:
+        """The slot positions of the last POST /failsafe ({} without any)."""
+        with self._lock:
+            return dict(self._slots)
 
     def leader(self, ttl: float) -> str | None:
         """The member that pinged us within ttl, or None."""

@@ -19,6 +19,7 @@ from howdah.agent.slots import SlotKeeper
 from howdah.agent.state import DynamicCache, Memory, member_json, node_status, to_local
 from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
+from howdah.core import failsafe as failsafe_plan
 from howdah.core.status import NodeStatus
 from howdah.config.load import AgentConfig, ConfigError
 from howdah.core.decide import decide
@@ -227,6 +228,9 @@ class Agent:
             self.mem.dcs_ok = False
         if decision.goal in SLOT_GOALS and self.mem.dcs_ok:
             self._replica_slots(view, pg)
+        elif (pinged := self._failsafe_leader(view)) is not None:
+            self._replica_slots(failsafe_plan.slot_view(view, pinged, self.failsafe.slots()),
+                                pg, copy=False)
         if not i_lead:
             self.slots.not_leading()
         self._after(view)
@@ -245,7 +249,14 @@ class Agent:
                          else "no longer a primary holding the lease")
             self.failsafe.reset()
             return None
-        body = {"name": self.cfg.name, "conn_url": self.conn_url, "api_url": self.api_url}
+        body: dict[str, Any] = {"name": self.cfg.name, "conn_url": self.conn_url,
+                                "api_url": self.api_url}
+        try:
+            positions = self.slots.positions(s, pg.wal_position or 0)
+            if positions:
+                body["slots"] = positions
+        except Exception as exc:  # noqa: BLE001  the round goes on without them
+            log.warning("could not read replication slots for POST /failsafe: %s", exc)
         sent = self.clock()
         rnd = confirm(self.mem.view.failsafe or {}, self.cfg.name, body, self.peer_pool,
                       self.failsafe_headers)
@@ -261,14 +272,23 @@ class Agent:
         self.publish_lease()
         return rnd.summary()
 
-    def _replica_slots(self, view: ClusterView, pg: Any) -> None:
+    def _failsafe_leader(self, view: ClusterView) -> str | None:
+        """The leader that asked this replica POST /failsafe within ttl, while
+        /status tells nothing better (DCS unreachable, or no leader key)."""
+        if not self.settings.failsafe_mode or (self.mem.dcs_ok and view.leader is not None):
+            return None
+        leader = self.failsafe.leader(self.settings.ttl)
+        return leader if leader != self.cfg.name else None
+
+    def _replica_slots(self, view: ClusterView, pg: Any, copy: bool = True) -> None:
         """A replica's slots follow the leader's (agent/slots.py); permanent logical
-        slots it lacks are copied from the leader with a restart."""
+        slots it lacks are copied from the leader with a restart (not in failsafe
+        mode: then they are only advanced, from the leader's POST /failsafe)."""
         if not (pg.running and pg.in_recovery) or self.runner.current() is not None:
             return
         try:
             missing = self.slots.maintain(view, self.settings, self.tags, leading=False,
-                                          primary=False)
+                                          primary=False, copy=copy)
         except Exception as exc:
             log.warning("could not sync replication slots: %s", exc)
             return

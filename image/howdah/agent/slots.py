@@ -49,8 +49,10 @@ class SlotKeeper:
 
     # ---- every cycle -----------------------------------------------------
     def maintain(self, view: ClusterView, settings: Settings, tags: Mapping[str, Any],
-                 leading: bool, primary: bool) -> list[str]:
-        """One pass; returns the logical slots a replica should copy from the leader."""
+                 leading: bool, primary: bool, copy: bool = True) -> list[str]:
+        """One pass; returns the logical slots a replica should copy from the leader.
+        copy=False (failsafe mode, DCS unreachable): slots are only advanced, a
+        logical one ahead of the leader's is kept, since nothing may be copied."""
         if not settings.use_slots or settings.pause:
             return []
         permanent, rules = self._config(settings)
@@ -75,7 +77,7 @@ class SlotKeeper:
                 if spec.lsn:  # copy only what the leader has published
                     to_copy.append(name)
             elif spec.lsn and row.get("confirmed_flush_lsn") is not None:
-                if row["confirmed_flush_lsn"] > spec.lsn:
+                if row["confirmed_flush_lsn"] > spec.lsn and copy:
                     # ahead of the leader's (a former primary, or rewound): copy it again
                     self._drop(name, "it is ahead of the leader's; copying it again")
                     to_copy.append(name)
@@ -83,7 +85,7 @@ class SlotKeeper:
                     self._advance_logical(view, name, spec, row)
         self.want = want
         self.existing = pgslots.read(db)
-        return to_copy
+        return to_copy if copy else []
 
     def _advance_logical(self, view: ClusterView, name: str, spec: plan.SlotSpec,
                          row: Mapping[str, Any]) -> None:
@@ -163,6 +165,15 @@ class SlotKeeper:
         self.retained = plan.retain(self.retained, view, self.name, published, permanent,
                                     settings.member_slots_ttl, self.wall())
         return published, sorted(self.retained) or None
+
+    def positions(self, settings: Settings, wal_position: int) -> dict[str, int]:
+        """The leader's slot positions now, for its POST /failsafe body: what it
+        publishes in /status, read afresh (a consumer moves a logical slot on)."""
+        if not settings.use_slots:
+            return {}
+        self.existing = pgslots.read(self.pg.db)
+        return plan.publishable(self.existing, self.want, self.name, wal_position,
+                                settings.member_slots_ttl)
 
     def not_leading(self) -> None:
         self.leading_since_status = False

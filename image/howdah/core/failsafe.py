@@ -8,10 +8,15 @@
   (``local.failsafe_leader``) follows that leader and does not race, and a
   member missing from a non-empty ``/failsafe`` key never races (it is unknown
   to the leader that may still run a primary without the DCS).
+- A replica following such a leader keeps its slots from the positions the
+  leader sent (``slot_view``), as /status cannot be read.
 """
 from __future__ import annotations
 
-from howdah.core.models import ClusterView, LocalState
+from dataclasses import replace
+from typing import Mapping
+
+from howdah.core.models import ClusterView, Leader, LocalState
 from howdah.core.settings import Settings
 from howdah.core.transitions import Decision, Goal, Reason
 
@@ -39,3 +44,11 @@ def hold_race(view: ClusterView, local: LocalState, settings: Settings) -> Decis
                         "no leader, but this member is not in the /failsafe key ("
                         + ", ".join(sorted(members)) + "): not racing")
     return None
+
+
+def slot_view(view: ClusterView, leader: str, slots: Mapping[str, int]) -> ClusterView:
+    """The last DCS view as the failsafe leader tells it: that member leads and
+    its POST /failsafe positions replace the /status ones it names (the members
+    and retained slots stay as last read)."""
+    held = view.leader if view.leader is not None and view.leader.name == leader else None
+    return replace(view, leader=held or Leader(leader, 0), slots={**view.slots, **slots})
