@@ -42,7 +42,7 @@ class Pg:
     def __init__(self, stops: bool) -> None:
         self.stops, self.calls = stops, []  # type: ignore[var-annotated]
 
-    def stop(self, mode: str, timeout: float) -> bool:
+    def stop(self, mode: str, timeout: float, abort_after: float = 30.0) -> bool:
         self.calls.append(mode)
         return self.stops
 

@@ -107,7 +107,8 @@ class Executor:
         """Stop whatever postmaster runs (one still in crash recovery answers
         no query, yet opens read-write when done); the row goes on only once
         none is left."""
-        if self.pg.stop("immediate", timeout=max(5.0, float(self.settings.retry_timeout))):
+        wait = max(5.0, float(self.settings.retry_timeout))  # then SIGKILL: a hung one ignores SIGQUIT
+        if self.pg.stop("immediate", timeout=wait, abort_after=wait):
             return True
         log.error("postgres did not stop: keeping the leader lock until it does")
         return False

@@ -28,7 +28,7 @@ from howdah.core.settings import Settings, SettingsError, build_settings
 from howdah.core.transitions import Decision, Goal
 from howdah.dcs.base import DcsError
 from howdah.dcs import open_dcs
-from howdah.pg import diverge
+from howdah.pg import diverge, query
 from howdah.pg.instance import Instance
 
 log = logging.getLogger("howdah.ha")
@@ -186,6 +186,7 @@ class Agent:
         self.bound_dcs()
         view, _ = self.observe()
         pg = self.pg.observe()
+        unanswered = self.pg.unanswered
         confirmed = self._failsafe_round(pg)
         now = self.clock()  # after the reads: a slow DCS must not make the demotion late
         task, result = self.runner.current(), self.runner.take_result()
@@ -214,7 +215,7 @@ class Agent:
                         unguarded=self.unguarded(), failsafe=confirmed,
                         failsafe_leader=self.failsafe.leader(self.settings.ttl)
                         if self.settings.failsafe_mode else None,
-                        diverged=self._diverged(view, pg, task))
+                        diverged=self._diverged(view, pg, task), unanswered=unanswered)
         decision = decide(view, local, peers, self.settings, now)
         log.info("%s [%s/%s] %s", self.cfg.name, decision.goal.value, decision.reason.value,
                  decision.detail)
@@ -235,6 +236,15 @@ class Agent:
             self.slots.not_leading()
         self._after(view)
         return decision
+
+    def pg_budget(self) -> float | None:
+        """How long one PostgreSQL call of the HA loop may take (query.bound_thread):
+        while this node holds a lease, the time left to its demotion point, at
+        most retry_timeout/2 so that a cycle can try again; without one, unbounded."""
+        if self.mem.last_renew is None:
+            return None
+        left = self.mem.last_renew + self.settings.demote_after - self.clock()
+        return min(left, self.settings.retry_timeout / 2.0)
 
     def _failsafe_round(self, pg: Any) -> str | None:
         """failsafe_mode, DCS unreachable, a running primary that held the lease:
@@ -432,6 +442,7 @@ class Agent:
         if kept is not None:
             log.info("keeping the previous agent's lease deadline (%.1fs left) until a renewal",
                      kept - time.monotonic())
+        query.bound_thread(self.pg_budget)  # the loop's PostgreSQL calls end with the lease
         self.fence.ensure()
         watcher = threading.Thread(target=self._watch, name="leader-watch", daemon=True)
         watcher.start()

@@ -179,6 +179,8 @@ def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
                             f"stepping down: {local.unguarded}, a primary must not run unfenced")
         return Decision(G.RELEASE_UNGUARDED, R.UNGUARDED,
                         f"releasing the lock: {local.unguarded}")
+    if local.unanswered and not pg.running:
+        return _unanswered(local, settings, now)
     if pg.running and not pg.in_recovery:
         manual = leader_handover(view, local, peers, settings)
         if manual is not None:
@@ -207,6 +209,19 @@ def _leader(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],
     if pg.data in WAS_PRIMARY:
         return Decision(G.RESTART_PRIMARY, R.PG_CRASHED, "postgres is down: restarting as primary")
     return Decision(G.START_LEADER_READONLY, R.PG_DOWN, "starting postgres to promote it")
+
+
+def _unanswered(local: LocalState, settings: Settings, now: float) -> Decision:
+    """The leader's postmaster runs but postgres did not answer within the
+    bound of the lease: it cannot be confirmed, so no renewal; at the demotion
+    point it is stopped (SIGKILL once signals go unanswered) and only then the
+    lock is released (issue 10 item 7)."""
+    waited = None if local.last_renew is None else now - local.last_renew
+    if waited is not None and waited < settings.demote_after:
+        return Decision(G.KEEP_WAITING, R.PG_DOWN, f"postgres does not answer; lease renewed "
+                        f"{waited:.1f}s ago: not renewing, retrying")
+    return Decision(G.RELEASE_AFTER_CRASH, R.PG_DOWN, "postgres did not answer within the "
+                    "lease: stopping it, then releasing the lock")
 
 
 def crash_failover_possible(view: ClusterView, local: LocalState, peers: Sequence[PeerStatus],

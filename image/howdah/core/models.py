@@ -241,3 +241,6 @@ class LocalState:
     # this node's data left the leader's timeline (checked only while postgres is
     # down and remove_data_directory_on_diverged_timelines may act on it), or None
     diverged: bool | None = None
+    # the postmaster runs but postgres did not answer within the lease's bound (issue 10
+    # item 7: pg/query.bound_thread): this primary cannot be confirmed
+    unanswered: bool = False

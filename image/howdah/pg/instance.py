@@ -78,6 +78,7 @@ class Instance:
             "application_name": "howdah", **self.superuser.tls_options(_libpq_major()),
         })
         self.last_snapshot: Snapshot | None = None
+        self.unanswered = False  # the last observe() timed out on a running postmaster
         self._tool_hba: str | None = None  # pg_hba.conf as a custom bootstrap method left it
         self._bootstrap_hot_standby_off = False
         self.server_parameters = ServerParameters(self.paths.bin_dir)
@@ -122,6 +123,8 @@ class Instance:
         snap = self.db.snapshot() if running else None
         if not running:
             self.db.close()
+        # the postmaster runs but did not answer within the caller's bound (query.bound_thread)
+        self.unanswered = snap is None and running and self.db.timed_out
         self.last_snapshot = snap
         if snap is not None:
             state = DataState.REPLICA if snap.in_recovery else DataState.PRIMARY

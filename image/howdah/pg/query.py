@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import logging
+import math
+import select
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import psycopg2
 import psycopg2.extensions
@@ -57,35 +60,113 @@ class Snapshot:
     flushed: dict[str, int] = field(default_factory=dict)
 
 
+class Timeout(psycopg2.OperationalError):
+    """The server did not answer within the time the caller's lease left."""
+
+
+_bound = threading.local()
+CONNECT_TIMEOUT = 3.0  # a connection attempt without a bound (libpq's connect_timeout was 3)
+TIMEOUT_FLOOR = 0.5  # a call made at or past the bound still gets this long
+
+
+def bound_thread(budget: Callable[[], float | None] | None) -> None:
+    """From now on every LocalDb call on this thread may take at most budget()
+    seconds (None: unbounded), asked anew at each call.  The HA loop sets it
+    from the time its lease leaves (issue 10 item 7): a server that hangs
+    (SIGSTOPped, a lock wait, stuck I/O) cannot hold the loop past that.
+    Other threads (tasks, the checkpoint after a promotion) are not bounded."""
+    _bound.budget = budget
+
+
+def _budget() -> float | None:
+    fn = getattr(_bound, "budget", None)
+    left = fn() if fn is not None else None
+    return None if left is None else max(TIMEOUT_FLOOR, left)
+
+
 class LocalDb:
-    """One cached superuser connection to the local postmaster."""
+    """One cached superuser connection to the local postmaster.
+
+    The connection is asynchronous (libpq's non-blocking mode): every wait for
+    the server is a select() with a deadline, so a call ends in Timeout when
+    its thread's bound runs out, whatever the server does; the connection is
+    then closed and the next call opens another.  The same bound is the
+    session's statement_timeout, so a query the server is still running (a
+    lock wait) is cancelled there too."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
         self._conn: psycopg2.extensions.connection | None = None
+        self._statement_timeout: int | None = None  # ms, as last SET on this session
+        self._lock = threading.RLock()
+        self.timed_out = False  # the last call ended because the server did not answer in time
 
-    def _connection(self) -> psycopg2.extensions.connection:
+    @staticmethod
+    def _wait(conn: psycopg2.extensions.connection, until: float | None) -> None:
+        while True:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                return
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("postgres did not answer in time")
+            fd = conn.fileno()
+            if state == psycopg2.extensions.POLL_READ:
+                select.select([fd], [], [], left)
+            elif state == psycopg2.extensions.POLL_WRITE:
+                select.select([], [fd], [], left)
+            else:
+                raise psycopg2.OperationalError(f"unexpected poll state {state}")
+
+    def _connection(self, until: float | None = None) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg2.connect(connect_timeout=3, **self.params)
-            self._conn.autocommit = True
+            self._statement_timeout = None
+            conn = psycopg2.connect(async_=1, **self.params)
+            limit = time.monotonic() + CONNECT_TIMEOUT
+            try:
+                self._wait(conn, limit if until is None else min(until, limit))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg2.Error:
-                pass
-        self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except psycopg2.Error:
+                    pass
+            self._conn = None
+
+    def _run(self, conn: psycopg2.extensions.connection, sql: str, args: tuple[Any, ...],
+             until: float | None) -> list[tuple[Any, ...]]:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            self._wait(conn, until)
+            return cur.fetchall() if cur.description else []
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        budget = _budget()
+        until = None if budget is None else time.monotonic() + budget
+        if not self._lock.acquire(timeout=-1 if budget is None else budget):
+            self.timed_out = True
+            raise Timeout("another thread's query on this connection did not end in time")
         try:
-            with self._connection().cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall() if cur.description else []
-        except psycopg2.Error:
+            self.timed_out = False
+            conn = self._connection(until)
+            wanted = 0 if budget is None else int(math.ceil(budget)) * 1000
+            if wanted != self._statement_timeout:
+                self._run(conn, "SET statement_timeout = %s", (wanted,), until)
+                self._statement_timeout = wanted
+            return self._run(conn, sql, args, until)
+        except psycopg2.Error as exc:
+            self.timed_out = isinstance(exc, (Timeout, psycopg2.extensions.QueryCanceledError))
             self.close()
             raise
+        finally:
+            self._lock.release()
 
     def sync_standby_names(self) -> list[str]:
         """Standbys named in synchronous_standby_names (as we write it)."""
@@ -97,7 +178,8 @@ class LocalDb:
         (the reload reaches backends asynchronously); raises if it does not."""
         self.execute("ALTER SYSTEM SET synchronous_standby_names = %s", (value,))
         self.execute("SELECT pg_reload_conf()")
-        deadline = time.monotonic() + timeout
+        budget = _budget()  # on the HA path: no longer than the lease leaves
+        deadline = time.monotonic() + (timeout if budget is None else min(timeout, budget))
         while True:
             probe = LocalDb(self.params)
             try:

@@ -1,0 +1,73 @@
+"""Issue 10 item 7: a leader whose PostgreSQL hangs, side by side with Patroni 4.1.5.
+
+The leader's postmaster and every one of its children are SIGSTOPped (a frozen
+instance: stuck storage, a cgroup freeze): connections to it are accepted by the
+kernel and then nothing answers, so a query waits for ever unless the client
+bounds it.  Both agents must let another member lead within ttl + loop_wait and
+a margin.
+
+Howdah is deliberately stronger: every PostgreSQL call of its HA loop is bounded
+by the time its lease leaves, so its loop goes on, does not renew a lease it
+cannot back, and at the demotion point stops the frozen postmaster (SIGKILL once
+signals go unanswered) before it releases the lock: by the time another member
+leads, the old primary is gone and can never wake up writable.  Patroni's loop
+waits on the frozen server; its postgres is still there, frozen, when the other
+member took over (it would take writes again if it woke up before Patroni's loop
+demotes it), so for Patroni only the takeover is asserted.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from harness import LocalCluster, procs, wait_until
+
+pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
+# retry_timeout 5 s: the demotion point is 7 s after a renewal, well before the lock
+# expires at 30 s, so Howdah's stop (SIGQUIT twice, then SIGKILL) ends before expiry
+TIMING: dict[str, Any] = {"ttl": 30, "loop_wait": 2, "retry_timeout": 5}
+KINDS = [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"]
+
+
+def _postgres_pids(node: Any) -> list[int]:
+    """The postmaster and its children: the processes working in the data directory."""
+    return [p for p in procs.pids_under(node.data_dir)
+            if Path(f"/proc/{p}/comm").read_text(errors="replace").strip().startswith("postgres")
+            and p != node.agent_pid]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_leader_with_frozen_postgres(kind: str, request: pytest.FixtureRequest,
+                                     local_cluster: Callable[..., LocalCluster]) -> None:
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(2, kind=kind, **TIMING)
+    old = cluster.wait_leader(180)
+    cluster.wait_streaming(1, 300)
+    postmaster = old.postmaster_pid()
+    assert postmaster is not None
+    frozen = _postgres_pids(old)
+    assert postmaster in frozen and len(frozen) > 3, frozen
+    for pid in frozen:
+        procs.signal_pid(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    try:
+        new = cluster.wait_leader(TIMING["ttl"] + TIMING["loop_wait"] + 60, exclude=[old.name])
+        took = time.monotonic() - started
+        gone = not procs.alive(postmaster)
+        print(f"{kind}: {new.name} leads {took:.1f}s after the freeze; the frozen "
+              f"postmaster is {'gone' if gone else 'still there'}")
+        if kind == "howdah":
+            assert gone, (f"howdah: {new.name} leads while the old primary's frozen postmaster "
+                          f"is still there\n{cluster.dump_logs()}")
+            log = old.log_path.read_text(errors="replace")
+            assert "postgres does not answer" in log and \
+                "did not answer within the lease" in log, old.log_text(200)
+    finally:
+        for pid in frozen:
+            procs.signal_pid(pid, signal.SIGCONT)
+    wait_until(new.is_writable, 60, what=f"{kind}: the new leader takes writes")
