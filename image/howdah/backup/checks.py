@@ -57,6 +57,19 @@ def _connect(kw: Mapping[str, Any], what: str) -> Any:
     return conn
 
 
+def query_one(kw: Mapping[str, Any], what: str, query: str) -> tuple[Any, ...]:
+    """The one row of `query` on a new autocommit connection to `what` (DrillFailure when it
+    cannot connect, psycopg2.Error when the query fails)."""
+    conn = _connect(kw, what)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return tuple(cur.fetchone())
+    finally:
+        conn.close()
+
+
 def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -129,15 +142,9 @@ def wait_archived(primary: Mapping[str, Any], segment: str, timeout: float) -> N
     deadline = time.monotonic() + timeout
     last = ""
     while True:
-        conn = _connect(primary, "the primary")
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') "
-                            "FROM pg_stat_archiver")
-                last, failed = cur.fetchone()
-        finally:
-            conn.close()
+        last, failed = query_one(primary, "the primary",
+                                 "SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '') "
+                                 "FROM pg_stat_archiver")
         if len(last) == len(segment) and last >= segment:  # names sort by timeline, then position
             return
         if time.monotonic() > deadline:

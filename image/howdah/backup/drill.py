@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import record
-from .checks import Checks, DrillFailure, Mark, check_restored, mark_primary, wait_archived
+from .checks import Checks, DrillFailure, Mark, check_restored, mark_primary, query_one, wait_archived
 
 Say = Callable[[str], None]
 
@@ -220,18 +220,13 @@ class Scratch:
             if not (self.dir / "data" / "postmaster.pid").exists():
                 raise DrillFailure(f"the restored server stopped during recovery: {self.log_tail()}")
             try:
-                conn = psycopg2.connect(dbname="postgres", connect_timeout=5, **self.local())
-                try:
-                    conn.autocommit = True
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
-                                    "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text")
-                        in_recovery, lsn = cur.fetchone()
-                finally:
-                    conn.close()
+                in_recovery, lsn = query_one(
+                    {"dbname": "postgres", "connect_timeout": 5, **self.local()}, "the restored server",
+                    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN "
+                    "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text")
                 if not in_recovery:
                     return str(lsn)
-            except psycopg2.Error:
+            except (DrillFailure, psycopg2.Error):  # not accepting connections yet
                 pass
             if time.monotonic() > deadline:
                 raise DrillFailure(f"the restored server was still in recovery after {timeout:.0f}s: "
