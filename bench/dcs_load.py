@@ -12,6 +12,7 @@ served. Results: bench/results/dcs-load-<time>.json and a markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -19,13 +20,14 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 
 from harness import EtcdServer, LocalCluster  # noqa: E402
 from harness.kubeapi import KubeApiStandIn  # noqa: E402
+from harness.waiting import wait_for  # noqa: E402
 
 TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
 SPILO = {"labels": {"application": "spilo"}, "scope_label": "cluster-name", "role_label": "spilo-role",
@@ -38,16 +40,7 @@ def etcd_requests(etcd: EtcdServer) -> int:
     return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)))
 
 
-def wait(what: str, check: Callable[[], Any], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:  # noqa: BLE001
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(what)
+wait = functools.partial(wait_for, timeout=300, every=0.5)  # a bench cluster settles slowly
 
 
 def settled(cluster: LocalCluster) -> None:

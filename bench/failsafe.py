@@ -20,6 +20,7 @@ Results: bench/results/failsafe-<time>.json and a markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import threading
@@ -32,22 +33,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 
 from harness import AgentNode, LocalCluster  # noqa: E402
+from harness.waiting import wait_for  # noqa: E402
 
 TIMING = {"ttl": 30, "loop_wait": 10, "retry_timeout": 10}
 STALL = 3 * TIMING["retry_timeout"]
 
 
-def wait(what: str, check: Any, timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-            if got:
-                return got
-        except Exception:  # noqa: BLE001
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(what)
+wait = functools.partial(wait_for, timeout=300, every=0.5)  # a bench cluster settles slowly
 
 
 def settled(cluster: LocalCluster) -> AgentNode:
