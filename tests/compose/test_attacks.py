@@ -27,11 +27,8 @@ ATTACKER = r'''
 import base64, http.client, json, socket, sys
 import psycopg2
 host = sys.argv[1]
-def call(method, path, body=b"", auth=None, headers=None):
-    conn = http.client.HTTPConnection(host, 8008, timeout=30)
-    hdrs = dict(headers or {})
-    if auth:
-        hdrs["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+def send(address, port, method, path, body, hdrs):
+    conn = http.client.HTTPConnection(address, port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
@@ -40,19 +37,16 @@ def call(method, path, body=b"", auth=None, headers=None):
         return [0, repr(exc)]
     finally:
         conn.close()
+def call(method, path, body=b"", auth=None, headers=None):
+    hdrs = dict(headers or {})
+    if auth:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    return send(host, 8008, method, path, body, hdrs)
 def etcd(path, body, token=None):
-    conn = http.client.HTTPConnection("etcd", 2379, timeout=30)
     hdrs = {"Content-Type": "application/json"}
     if token:
         hdrs["Authorization"] = token
-    try:
-        conn.request("POST", path, body=json.dumps(body), headers=hdrs)
-        resp = conn.getresponse()
-        return [resp.status, resp.read().decode(errors="replace")[:300]]
-    except Exception as exc:
-        return [0, repr(exc)]
-    finally:
-        conn.close()
+    return send("etcd", 2379, "POST", path, json.dumps(body), hdrs)
 b64 = lambda s: base64.b64encode(s.encode()).decode()
 def raw(data):
     with socket.create_connection((host, 8008), timeout=30) as sock:
