@@ -34,6 +34,8 @@ import time
 import urllib.request
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from howdah.agent.callbacks import still_leader
+
 PROG = "howdah-aws-hook"
 EIP_VARIABLES = ("EIP_ALLOCATION", "AWS_EIP_ALLOCATION", "ELASTIC_IP")
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
@@ -169,33 +171,6 @@ def tag(ec2: Any, instance: str, key: str, role: str, deadline: float) -> None:
         Resources=[instance, *volumes], Tags=[{"Key": key, "Value": role}]), left(deadline),
         attempt_seconds=ATTEMPT)
     say(f"tagged {instance} and {len(volumes)} volume(s) {key}={role}")
-
-
-def still_leader(env: Mapping[str, str], role: str, timeout: float = 5.0) -> str | None:
-    """None when the local agent confirms, right now, that this node holds the leader key and
-    runs as ``role`` (GET /primary or /standby-leader answers 200); else the reason not to act.
-
-    HOWDAH_LEADER_CHECK: the local REST API (default http://127.0.0.1:$APIPORT, 8008); "off"
-    skips the check (tests).  A role callback runs after the fact: a newer event may already
-    have demoted this node, and moving the address then would take it from the real primary."""
-    base = env.get("HOWDAH_LEADER_CHECK", "").strip()
-    if base.lower() == "off":
-        return None
-    base = (base or f"http://127.0.0.1:{env.get('APIPORT', '').strip() or 8008}").rstrip("/")
-    path = "/standby-leader" if role == "standby_leader" else "/primary"
-    import ssl
-    import urllib.error
-    import urllib.request
-    context = ssl._create_unverified_context() if base.startswith("https:") else None  # our own loopback
-    try:
-        with urllib.request.urlopen(base + path, timeout=timeout, context=context) as resp:
-            if resp.status == 200:
-                return None
-            return f"{base}{path} answered {resp.status}"
-    except urllib.error.HTTPError as exc:
-        return f"{base}{path} answered {exc.code}: this node is no longer the {role}"
-    except (OSError, ValueError) as exc:
-        return f"cannot ask the local agent ({base}{path}: {exc})"
 
 
 MAX_ATTEMPT = 8.0  # seconds one EC2 call may take (connect 3 s + read 5 s), less in a short run

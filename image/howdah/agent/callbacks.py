@@ -12,9 +12,12 @@ import os
 import shlex
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
@@ -161,3 +164,29 @@ def kill_tree(root: int) -> None:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def still_leader(env: Mapping[str, str], role: str, timeout: float = 5.0) -> str | None:
+    """For the hook scripts (scripts/vip_hook.py, scripts/aws_hook.py), before they move an address.
+
+    None when the local agent confirms, right now, that this node holds the leader key and
+    runs as ``role`` (GET /primary or /standby-leader answers 200); else the reason not to act.
+
+    HOWDAH_LEADER_CHECK: the local REST API (default http://127.0.0.1:$APIPORT, 8008); "off"
+    skips the check (tests).  A role callback runs after the fact: a newer event may already
+    have demoted this node, and moving the address then would take it from the real primary."""
+    base = env.get("HOWDAH_LEADER_CHECK", "").strip()
+    if base.lower() == "off":
+        return None
+    base = (base or f"http://127.0.0.1:{env.get('APIPORT', '').strip() or 8008}").rstrip("/")
+    path = "/standby-leader" if role == "standby_leader" else "/primary"
+    context = ssl._create_unverified_context() if base.startswith("https:") else None  # our own loopback
+    try:
+        with urllib.request.urlopen(base + path, timeout=timeout, context=context) as resp:
+            if resp.status == 200:
+                return None
+            return f"{base}{path} answered {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{base}{path} answered {exc.code}: this node is no longer the {role}"
+    except (OSError, ValueError) as exc:
+        return f"cannot ask the local agent ({base}{path}: {exc})"
