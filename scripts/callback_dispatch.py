@@ -11,19 +11,20 @@ arguments.  A failing, hung or missing hook is logged and does not stop the ones
 
 Each hook's output and outcome (exit code, duration) are logged, one line each, to FILE
 (the entrypoint passes the container's log, /proc/1/fd/1) or to stderr when FILE cannot be
-opened.  The exit code is 0 when every hook exited 0, else 1.  Standard library only.
+opened.  The exit code is 0 when every hook exited 0, else 1.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Mapping, Sequence, TextIO
+
+from howdah.agent.callbacks import kill_tree  # the agent's: the hook and everything it started
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -53,46 +54,6 @@ class Log:
             self.out.write(f"{stamp} howdah-callback: {line}\n")
             self.out.flush()
         except OSError:
-            pass
-
-
-def _tree(root: int) -> set[int]:
-    """root and its descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", encoding="latin-1") as handle:
-                    parents[int(name)] = int(handle.read().rpartition(")")[2].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    members, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in members:
-                members.add(pid)
-                frontier.append(pid)
-    return members
-
-
-def kill_tree(root: int) -> None:
-    """SIGKILL a hook and everything it started (stopped first, so nothing forks meanwhile)."""
-    stopped: set[int] = set()
-    for _ in range(10):
-        new = _tree(root) - stopped - {os.getpid()}
-        if not new:
-            break
-        for pid in new:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except (ProcessLookupError, PermissionError):
-                pass
-        stopped |= new
-    for pid in stopped | {root}:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
             pass
 
 

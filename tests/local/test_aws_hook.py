@@ -146,7 +146,7 @@ def test_eip_follows_the_primary_of_a_real_cluster(ec2_endpoint: str,
         wrapper.write_text("#!/bin/sh\n" + "".join(f"export {k}='{v}'\n" for k, v in exports.items())
                            + f"exec {PYTHON} {HOOK} \"$@\"\n")
         wrapper.chmod(0o755)
-        command = f"/usr/bin/python3 {DISPATCH} --log {log} --run aws={wrapper}"
+        command = f"{PYTHON} {DISPATCH} --log {log} --run aws={wrapper}"
         node_extra[name] = {"postgresql": {"callbacks": {a: command for a in ("on_start", "on_role_change")}}}
     instance_of = dict(zip(names, ec2.instances))
 
