@@ -3,28 +3,18 @@ retry after a failure, retention after each backup), with pgBackRest and the age
 recordings.  The real thing runs in tests/local/test_s3_schedule.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.scripts import load_script
 
 
-def load(path: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-keeper = load("scripts/backup_keeper.py")
+keeper = load_script("scripts/backup_keeper.py")
 UTC = timezone.utc
 
 

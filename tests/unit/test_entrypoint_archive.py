@@ -5,13 +5,12 @@ streaming, and the clone's CLONE_TARGET_INCLUSIVE and timeline targets."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from harness.scripts import load_script
 from howdah.agent.archive_health import ArchiveConfig
 from howdah.entrypoint import render, settings
 from howdah.entrypoint.errors import EnvError
@@ -19,7 +18,6 @@ from howdah.entrypoint.memory import sizing
 
 FACTS = settings.Facts(hostname="node1", ip="172.20.0.5", memory=sizing(2 * 1024 ** 3))
 NODE = {"SCOPE": "dr", "ETCD_HOST": "etcd:2379"}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def files(**env: str) -> dict[str, str]:
@@ -174,10 +172,7 @@ def test_clone_timeline_targets(timeline: str, flag: str | None) -> None:
 
 
 def test_clone_script_chooses_a_backup_on_the_target_timeline_or_before() -> None:
-    loaded = importlib.util.spec_from_file_location("clone_with_pgbackrest", ROOT / "bootstrap/clone_with_pgbackrest.py")
-    assert loaded is not None and loaded.loader is not None
-    clone = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(clone)
+    clone = load_script("bootstrap/clone_with_pgbackrest.py")
 
     def b(label: str, tl: int, stop: int) -> dict[str, Any]:
         return {"label": label, "timestamp": {"start": stop - 5, "stop": stop},

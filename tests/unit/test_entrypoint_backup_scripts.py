@@ -1,27 +1,16 @@
 """The decisions inside the image's pgBackRest scripts, without a repository."""
 from __future__ import annotations
 
-import importlib.util
 from datetime import datetime, timezone
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.scripts import load_script
 
 
-def load(path: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-restore = load("scripts/restore_replica.py")
-clone = load("bootstrap/clone_with_pgbackrest.py")
+restore = load_script("scripts/restore_replica.py")
+clone = load_script("bootstrap/clone_with_pgbackrest.py")
 MiB = 1024 * 1024
 
 

@@ -1,12 +1,13 @@
 """scripts/aws_hook.py: throttling and transient errors are retried, permanent ones are not."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from harness.scripts import load_script
 
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "aws_hook.py"
@@ -14,11 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "aws_hook.py"
 
 @pytest.fixture(scope="module")
 def hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("aws_hook", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/aws_hook.py")
 
 
 def client_error(code: str, status: int = 400) -> Exception:

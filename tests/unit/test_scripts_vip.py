@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from harness.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vip_hook.py"
 
@@ -84,10 +85,7 @@ def test_missing_net_admin_is_one_clear_line(tmp_path: Path) -> None:
 def test_exec_refused_for_the_capability_copy_is_the_same_line(monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     # without NET_ADMIN in the container, exec of the cap_net_admin copy of ip fails with EPERM
-    spec = importlib.util.spec_from_file_location("vip_hook", SCRIPT)
-    assert spec and spec.loader
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    hook = load_script("scripts/vip_hook.py")
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(errno.EPERM, "Operation not permitted")
