@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -152,6 +153,14 @@ class LocalCluster:
         """Value of /<namespace>/<scope>/<key> in etcd (None if absent or etcd is down)."""
         assert self.etcd is not None
         return self.etcd.get(f"/service/{self.scope}/{key}")
+
+    def dcs_json(self, key: str) -> dict[str, Any]:
+        """dcs_key(key) as a JSON object: {} when absent, not JSON, or not an object."""
+        try:
+            value = json.loads(self.dcs_key(key) or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
     def dcs_client(self, name: str = "test", scope: str | None = None) -> Any:
         """A howdah.dcs backend on this cluster's etcd, as member `name`."""

@@ -7,7 +7,6 @@ a failover keeps every acknowledged write.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -22,18 +21,10 @@ QUORUM = {"bootstrap": {"dcs": {"synchronous_mode": "quorum", "synchronous_node_
 ENDPOINTS = ("/quorum", "/read-only-quorum", "/sync", "/async", "/read-only-sync")
 
 
-def _sync_key(c: LocalCluster) -> dict[str, Any]:
-    try:
-        value = json.loads(c.dcs_key("sync") or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _settled(c: LocalCluster) -> dict[str, Any] | None:
     """The sync key once it names the leader and both standbys as voters."""
     leader = c.leader()
-    key = _sync_key(c)
+    key = c.dcs_json("sync")
     if leader is None or key.get("leader") != leader.name:
         return None
     others = sorted(n.name for n in c.nodes if n is not leader)
@@ -95,5 +86,5 @@ def test_quorum_failover_keeps_acknowledged_writes(
     assert new.sql("SELECT count(*) FROM acked") == [(100,)]
     # the survivor becomes the new leader's voter again
     wait_for("the new leader's sync key with its standby",
-             lambda: _sync_key(c).get("leader") == new.name and _sync_key(c).get("sync_standby"),
+             lambda: c.dcs_json("sync").get("leader") == new.name and c.dcs_json("sync").get("sync_standby"),
              120)

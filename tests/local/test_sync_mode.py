@@ -1,7 +1,6 @@
 """synchronous_mode: acknowledged writes are never lost, only a sync standby takes over."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,18 +14,13 @@ from harness.waiting import wait_for
 pytestmark = pytest.mark.local
 
 
-
-
 def test_only_the_synchronous_standby_takes_over(local_cluster: Callable[..., LocalCluster]) -> None:
     c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
                       extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
     leader = c.wait_leader(180)
     c.wait_streaming(2, 300)
-
-    def sync_key() -> dict[str, Any]:
-        return json.loads(c.dcs_key("sync") or "{}")
-    wait_for("a synchronous standby in the sync key", lambda: sync_key().get("sync_standby"))
-    key = sync_key()
+    wait_for("a synchronous standby in the sync key", lambda: c.dcs_json("sync").get("sync_standby"))
+    key = c.dcs_json("sync")
     assert key["leader"] == leader.name
     sync_name = key["sync_standby"]
     rows = leader.sql("SELECT application_name, sync_state FROM pg_stat_replication")
@@ -42,12 +36,15 @@ def test_only_the_synchronous_standby_takes_over(local_cluster: Callable[..., Lo
     assert new.sql("SELECT count(*) FROM acked") == [(100,)]
 
 
-def _sync_key(c: LocalCluster) -> dict[str, Any]:
-    try:
-        value = json.loads(c.dcs_key("sync") or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+def _sync_cluster(local_cluster: Callable[..., LocalCluster]) -> tuple[LocalCluster, Any, str]:
+    """A streaming 3-node cluster in synchronous_mode: (cluster, leader, its sync standby's name)."""
+    c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
+                      extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
+    leader = c.wait_leader(180)
+    c.wait_streaming(2, 300)
+    wait_for("a synchronous standby in the sync key",
+             lambda: c.dcs_json("sync").get("leader") == leader.name and c.dcs_json("sync").get("sync_standby"))
+    return c, leader, str(c.dcs_json("sync")["sync_standby"])
 
 
 def _received(node: Any) -> int:
@@ -67,13 +64,7 @@ def test_async_replica_ahead_of_the_sync_standby_does_not_block_failover(
     synchronous standby did not (a commit with synchronous_commit=local while
     the leader's WAL sender to the standby was stopped); the leader dies.  Only the sync
     standby may promote, and it must: before the fix nobody did."""
-    c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
-                      extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
-    leader = c.wait_leader(180)
-    c.wait_streaming(2, 300)
-    wait_for("a synchronous standby in the sync key",
-             lambda: _sync_key(c).get("leader") == leader.name and _sync_key(c).get("sync_standby"))
-    sync_name = _sync_key(c)["sync_standby"]
+    c, leader, sync_name = _sync_cluster(local_cluster)
     sync = c.node(sync_name)
     other = next(n for n in c.nodes if n.name not in (sync_name, leader.name))
     wait_for("the sync standby confirmed in pg_stat_replication",
@@ -133,19 +124,14 @@ def test_new_leader_owns_the_sync_key_before_it_can_acknowledge_a_commit(
     cycle after the promotion, while the node already took commits that the
     key's old pair did not have.  Samples are taken in that order: first is
     it a primary, then the key, so a correct agent can never fail this."""
-    c = local_cluster(3, ttl=8, loop_wait=1, retry_timeout=3,
-                      extra={"bootstrap": {"dcs": {"synchronous_mode": True}}})
-    leader = c.wait_leader(180)
-    c.wait_streaming(2, 300)
-    wait_for("a synchronous standby in the sync key",
-             lambda: _sync_key(c).get("leader") == leader.name and _sync_key(c).get("sync_standby"))
-    sync = c.node(_sync_key(c)["sync_standby"])
+    c, leader, sync_name = _sync_cluster(local_cluster)
+    sync = c.node(sync_name)
     leader.kill9()
     deadline = time.monotonic() + 120
     seen: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         if _in_recovery(sync) is False:
-            seen = _sync_key(c)
+            seen = c.dcs_json("sync")
             break
         time.sleep(0.01)
     assert seen is not None, "the synchronous standby never promoted\n" + c.dump_logs(40)
