@@ -17,7 +17,7 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from harness import EtcdServer, LocalCluster  # noqa: E402
+from harness import AgentNode, EtcdServer, LocalCluster, wait_until  # noqa: E402
 from harness.config import PATRONI_VENV, REPO  # noqa: E402
 
 
@@ -63,6 +63,23 @@ def local_cluster(request: pytest.FixtureRequest) -> Iterator[Callable[..., Loca
             sys.stderr.write(f"\n===== cluster logs ({cluster.base}) =====\n"
                              + cluster.dump_logs(120) + "\n")
         cluster.close()
+
+
+@pytest.fixture
+def streaming_pair(request: pytest.FixtureRequest, local_cluster: Callable[..., LocalCluster]
+                   ) -> Callable[..., tuple[LocalCluster, AgentNode, AgentNode]]:
+    """Factory: streaming_pair(kind, **cluster_kwargs) -> (cluster, leader, replica), a 2-node
+    cluster of `kind` (Patroni's venv made first) whose replica answers /replica 200."""
+    def make(kind: str, **kwargs: Any) -> tuple[LocalCluster, AgentNode, AgentNode]:
+        if kind == "patroni":
+            request.getfixturevalue("patroni_venv")
+        cluster = local_cluster(2, kind=kind, **kwargs)
+        leader = cluster.wait_leader(180)
+        cluster.wait_streaming(1, 300)
+        replica = next(n for n in cluster.nodes if n is not leader)
+        wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers /replica 200")
+        return cluster, leader, replica
+    return make
 
 
 @pytest.fixture(scope="session")

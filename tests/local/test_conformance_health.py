@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import LocalCluster, procs, wait_until
+from harness import AgentNode, LocalCluster, procs, wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
@@ -23,15 +23,8 @@ FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
 
 @pytest.mark.parametrize("kind", [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"])
 def test_replica_check_answers_503_as_soon_as_the_postmaster_dies(
-        kind: str, request: pytest.FixtureRequest,
-        local_cluster: Callable[..., LocalCluster]) -> None:
-    if kind == "patroni":
-        request.getfixturevalue("patroni_venv")
-    cluster = local_cluster(2, kind=kind, **FAST)
-    leader = cluster.wait_leader(180)
-    cluster.wait_streaming(1, 300)
-    replica = next(n for n in cluster.nodes if n is not leader)
-    wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers /replica 200")
+        kind: str, streaming_pair: Callable[..., tuple[LocalCluster, AgentNode, AgentNode]]) -> None:
+    cluster, leader, replica = streaming_pair(kind, **FAST)
     def running() -> bool:
         body = replica.api("/patroni")[1]
         return isinstance(body, dict) and body.get("state") == "running"

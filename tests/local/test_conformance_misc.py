@@ -157,16 +157,9 @@ def test_tags_cache_schedule_sync_switchover_and_duplicate_name(
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_primary_start_timeout_zero_fails_over_after_a_crash(
-        kind: str, request: pytest.FixtureRequest,
-        local_cluster: Callable[..., LocalCluster]) -> None:
-    if kind == "patroni":
-        request.getfixturevalue("patroni_venv")
-    cluster = local_cluster(2, kind=kind, **FAST,
-                            extra={"bootstrap": {"dcs": {"primary_start_timeout": 0}}})
-    leader = cluster.wait_leader(180)
-    cluster.wait_streaming(1, 300)
-    replica = next(n for n in cluster.nodes if n is not leader)
-    wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers 200")
+        kind: str, streaming_pair: Callable[..., tuple[LocalCluster, AgentNode, AgentNode]]) -> None:
+    cluster, leader, replica = streaming_pair(kind, **FAST,
+                                              extra={"bootstrap": {"dcs": {"primary_start_timeout": 0}}})
     pid = leader.postmaster_pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import LocalCluster, wait_until
+from harness import AgentNode, LocalCluster, wait_until
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
 # ttl 30 (the other conformance tests: 20) leaves the stop of the agent room on a loaded machine
@@ -49,15 +49,8 @@ def codes(node: Any) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("kind", [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"])
-def test_pause(kind: str, request: pytest.FixtureRequest,
-               local_cluster: Callable[..., LocalCluster]) -> None:
-    if kind == "patroni":
-        request.getfixturevalue("patroni_venv")
-    cluster = local_cluster(2, kind=kind, **TIMING)
-    leader = cluster.wait_leader(180)
-    cluster.wait_streaming(1, 300)
-    replica = next(n for n in cluster.nodes if n is not leader)
-    wait_until(lambda: replica.api("/replica")[0] == 200, 120, what="replica answers 200")
+def test_pause(kind: str, streaming_pair: Callable[..., tuple[LocalCluster, AgentNode, AgentNode]]) -> None:
+    cluster, leader, replica = streaming_pair(kind, **TIMING)
 
     code, _ = leader.api("/config", "PATCH", {"pause": True})
     assert code == 200
