@@ -28,6 +28,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 
 from harness import AgentNode, LocalCluster  # noqa: E402
 from harness.node import PROBE_DDL, PROBE_TABLE  # noqa: E402
+from harness.probe import close_quietly  # noqa: E402
 from harness.web import request  # noqa: E402
 
 INTERVAL = 0.02
@@ -77,15 +78,10 @@ class RoutedWriter:
                     cur.execute(f"INSERT INTO {PROBE_TABLE} (writer) VALUES ('bench')")
                 self.commits.append(time.monotonic())
             except Exception:  # noqa: BLE001 - any failure: route again
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                    conn = None
+                close_quietly(conn)
+                conn = None
             self._stop.wait(max(0.0, INTERVAL - (time.monotonic() - started)))
-        if conn is not None:
-            conn.close()
+        close_quietly(conn)
 
     def max_gap(self, start: float, end: float) -> float:
         times = [t for t in self.commits if start <= t <= end]

@@ -15,6 +15,15 @@ from typing import Any, Sequence
 from .node import PROBE_DDL, PROBE_TABLE, AgentNode
 
 
+def close_quietly(conn: Any) -> None:
+    """Close a connection that may be None or already broken."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - a broken connection is closed either way
+            pass
+
+
 @dataclass(frozen=True)
 class Write:
     node: str
@@ -68,18 +77,10 @@ class WriterProbe:
             except Exception:  # noqa: BLE001 - any failure means "not writable now"
                 with self._lock:
                     self.errors[node.name] += 1
-                if conn is not None:
-                    try:
-                        conn.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                    conn = None
+                close_quietly(conn)
+                conn = None
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+        close_quietly(conn)
 
     # --- queries ----------------------------------------------------------
     def snapshot(self) -> list[Write]:
