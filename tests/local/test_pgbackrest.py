@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +18,7 @@ import pytest
 from harness import LocalCluster
 from harness.config import HOWDAH_VENV, REPLICATION, REPO, _runnable_as_postgres
 from harness.node import AgentNode
-from harness.archive import switch_and_archive
+from harness.archive import history_with_a_target, switch_and_archive
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.local
@@ -152,17 +150,7 @@ def test_clone_scripts(repo: Repo, local_cluster: Callable[..., LocalCluster]) -
     source = local_cluster(1, ttl=8, loop_wait=1, retry_timeout=3, scope="source", extra=repo.archiving("source"))
     src = source.wait_leader(180)
     repo.point_at("source", src)
-    src.sql("CREATE TABLE events (id int, at timestamptz DEFAULT now())")
-    src.sql("INSERT INTO events (id) VALUES (1)")
-    wait_for("the source running as primary", lambda: src.api("/patroni")[1].get("state") == "running", 60)
-    assert "full backup of source done" in repo.keeper("source", src).stdout
-    src.sql("INSERT INTO events (id) VALUES (2)")
-    switch_and_archive(src)
-    time.sleep(1.5)
-    target = datetime.now(timezone.utc).isoformat(sep=" ")
-    time.sleep(1.5)
-    src.sql("INSERT INTO events (id) VALUES (3)")  # after the target time: absent from the clone
-    switch_and_archive(src)
+    target = history_with_a_target(src, lambda: repo.keeper("source", src).stdout)
 
     py = python()
     pitr = local_cluster(1, ttl=8, loop_wait=1, retry_timeout=3, scope="pitr", extra={"bootstrap": {

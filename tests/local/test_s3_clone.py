@@ -6,8 +6,6 @@ self-contained pgbackrest-clone.conf that reads the source's bucket with the sou
 while the clone archives to a bucket of its own."""
 from __future__ import annotations
 
-import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -19,7 +17,7 @@ pytest.importorskip("cryptography")
 from harness import LocalCluster  # noqa: E402
 from harness.config import REPO  # noqa: E402
 from harness.s3 import BUCKET, Rendered, S3Server, python  # noqa: E402
-from harness.archive import switch_and_archive  # noqa: E402
+from harness.archive import history_with_a_target, switch_and_archive  # noqa: E402
 from harness.waiting import wait_for  # noqa: E402
 
 # Once failed here with "cannot execute ALTER ROLE in a read-only transaction": the agent
@@ -54,17 +52,7 @@ def test_clone_from_another_clusters_bucket_with_pitr(s3: S3Server,
         source = local_cluster(1, ttl=8, loop_wait=1, retry_timeout=3, scope="source",
                                extra=source_conf.archiving())
         src = source.wait_leader(180)
-        src.sql("CREATE TABLE events (id int, at timestamptz DEFAULT now())")
-        src.sql("INSERT INTO events (id) VALUES (1)")
-        wait_for("the source running as primary", lambda: src.api("/patroni")[1].get("state") == "running", 60)
-        assert "full backup of source done" in source_conf.keeper(src).stdout
-        src.sql("INSERT INTO events (id) VALUES (2)")
-        switch_and_archive(src)
-        time.sleep(1.5)
-        target = datetime.now(timezone.utc).isoformat(sep=" ")
-        time.sleep(1.5)
-        src.sql("INSERT INTO events (id) VALUES (3)")  # after the target time: absent from the clone
-        switch_and_archive(src)
+        target = history_with_a_target(src, lambda: source_conf.keeper(src).stdout)
         source.close()  # every node and volume of the source is gone; only the bucket remains
 
         clone_env = {"WAL_S3_BUCKET": CLONE_BUCKET, "CLONE_METHOD": "CLONE_WITH_WALE", "CLONE_SCOPE": "source",
