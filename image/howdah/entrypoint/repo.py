@@ -224,33 +224,36 @@ def _azure(env: Env, v: _Vars, container: str, path: str, notes: list[str]) -> R
     return Repo("azure", path, tuple(opts), tuple(notes))
 
 
+def _bucket(env: Env, prefix: str, cloud: str, default_path: str) -> tuple[str, str, str, str] | None:
+    """The first of WAL_<cloud>_BUCKET (the bucket; default_path), WALE_<cloud>_PREFIX and
+    WALG_<cloud>_PREFIX (<scheme>://bucket/path) that is set: (variable, value, bucket, path)."""
+    for var in (f"{prefix}WAL_{cloud}_BUCKET", f"{prefix}WALE_{cloud}_PREFIX", f"{prefix}WALG_{cloud}_PREFIX"):
+        raw = get(env, var)
+        if raw:
+            bucket, path = (raw, default_path) if var.endswith("_BUCKET") else _split_url(var, raw, cloud.lower())
+            return var, raw, bucket, path
+    return None
+
+
 def repository(env: Env, scope: str, prefix: str = "") -> Repo | None:
     """The object-storage repository named by the variables with `prefix`, or None."""
     v, notes = _Vars(env, prefix), []
     _, scope_prefix = v.shared("WAL_BUCKET_SCOPE_PREFIX")
     _, scope_suffix = v.shared("WAL_BUCKET_SCOPE_SUFFIX")
     default_path = f"/{scope_prefix}{scope}{scope_suffix}"
-    for var in (prefix + "WAL_S3_BUCKET", prefix + "WALE_S3_PREFIX", prefix + "WALG_S3_PREFIX"):
-        raw = get(env, var)
-        if not raw:
-            continue
-        if var.endswith("_BUCKET"):
-            bucket, path = raw, default_path
-        else:
-            bucket, path = _split_url(var, raw, "s3")
+    found = _bucket(env, prefix, "S3", default_path)
+    if found:
+        var, raw, bucket, path = found
+        if not var.endswith("_BUCKET"):
             notes.append(f"INFO: {var} {raw} is the pgBackRest S3 repository (bucket {bucket}, path {path}); "
                          "pgBackRest keeps its own layout there, WAL-E/WAL-G backups already in it are not read")
         if "/" in bucket or not bucket:
             raise EnvError(var, f"{raw!r} is not a bucket name", "give the bucket name only (no s3:// or path)")
         return _s3(env, v, bucket, path, notes)
-    for var in (prefix + "WAL_GS_BUCKET", prefix + "WALE_GS_PREFIX", prefix + "WALG_GS_PREFIX"):
-        raw = get(env, var)
-        if not raw:
-            continue
-        if var.endswith("_BUCKET"):
-            bucket, path = raw, default_path
-        else:
-            bucket, path = _split_url(var, raw, "gs")
+    found = _bucket(env, prefix, "GS", default_path)
+    if found:
+        var, raw, bucket, path = found
+        if not var.endswith("_BUCKET"):
             notes.append(f"INFO: {var} {raw} is the pgBackRest GCS repository (bucket {bucket}, path {path})")
         return _gcs(env, v, bucket, path, notes)
     raw = get(env, prefix + "WALG_AZ_PREFIX")
