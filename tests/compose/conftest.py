@@ -5,13 +5,12 @@ With no Docker engine the tier fails when CI=true (CI must run it) and is skippe
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Generator, Iterator
 
 import docker
 import pytest
 
-from .helpers import IMAGE, Project, build_image, sql, wait_for
+from .helpers import IMAGE, Project, build_image
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -46,18 +45,5 @@ def image(client: docker.DockerClient) -> str:
 @pytest.fixture(scope="module")
 def project(client: docker.DockerClient, image: str) -> Iterator[Project]:
     proj = Project(client)
-    try:
-        started = time.monotonic()
-        proj.compose("up", "-d")
-        wait_for("a committed write through the primary port", lambda: sql(
-            proj.primary_port, "create table if not exists up_probe(x int); insert into up_probe values (1)") == [],
-            timeout=240, interval=0.2)
-        proj.first_write_seconds = time.monotonic() - started
-        print(f"compose up -d -> first committed write through :5000: {proj.first_write_seconds:.1f} s")
-        wait_for("one leader and two streaming replicas", proj.healthy, timeout=240)
+    with proj.up(healthy_timeout=240, first_write_timeout=240, interval=0.2):
         yield proj
-    except Exception:
-        print(proj.logs())
-        raise
-    finally:
-        proj.compose("down", "-v", "--remove-orphans", "-t", "20")

@@ -6,9 +6,10 @@ import os
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import docker
 import psycopg2
@@ -108,6 +109,29 @@ class Project:
                "HOWDAH_REPLICA_PORT": str(self.replica_port), "HOWDAH_STATS_PORT": str(self.stats_port)}
         subprocess.run([str(ROOT / "tools/compose.sh"), "-p", self.name, "-f", str(ROOT / "docker-compose.yml"),
                         *args], check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    @contextmanager
+    def up(self, healthy_timeout: float, first_write_timeout: float | None = None,
+           interval: float = 0.5) -> Iterator[None]:
+        """`compose up -d`; then, with first_write_timeout, a committed write through the primary
+        port (first_write_seconds: from the up); then one leader and two streaming replicas. The
+        containers' log tails are printed when that fails; `compose down -v` at the end."""
+        try:
+            started = time.monotonic()
+            self.compose("up", "-d")
+            if first_write_timeout is not None:
+                wait_for("a committed write through the primary port", lambda: sql(
+                    self.primary_port, "create table if not exists up_probe(x int); insert into up_probe values (1)")
+                    == [], timeout=first_write_timeout, interval=interval)
+                self.first_write_seconds = time.monotonic() - started
+                print(f"compose up -d -> first committed write through :5000: {self.first_write_seconds:.1f} s")
+            wait_for("one leader and two streaming replicas", self.healthy, timeout=healthy_timeout)
+            yield
+        except Exception:
+            print(self.logs())
+            raise
+        finally:
+            self.compose("down", "-v", "--remove-orphans", "-t", "20")
 
     def container(self, service: str) -> Container:
         found = self.client.containers.list(all=True, filters={"label": [

@@ -36,15 +36,8 @@ class BackupProject(Project):
 @pytest.fixture(scope="module")
 def backup_project(client: docker.DockerClient, image: str) -> Iterator[BackupProject]:
     proj = BackupProject(client, name=f"howdahclone{__import__('os').getpid()}")
-    try:
-        proj.compose("up", "-d")
-        wait_for("one leader and two streaming replicas", proj.healthy, timeout=180)
+    with proj.up(healthy_timeout=180):
         yield proj
-    except Exception:
-        print(proj.logs())
-        raise
-    finally:
-        proj.compose("down", "-v", "--remove-orphans", "-t", "20")
 
 
 def run_node(client: docker.DockerClient, project: Project, name: str, env: dict[str, str],

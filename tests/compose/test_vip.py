@@ -15,7 +15,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from .helpers import IMAGE, NODES, ROOT, Project, sql, wait_for
+from .helpers import IMAGE, NODES, ROOT, Project, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 
@@ -42,18 +42,8 @@ class VipProject(Project):
 @pytest.fixture(scope="module")
 def project(client: docker.DockerClient, image: str) -> Iterator[VipProject]:
     proj = VipProject(client, name=f"howdahvip{os.getpid()}")
-    try:
-        proj.compose("up", "-d")
-        wait_for("a committed write through the primary port", lambda: sql(
-            proj.primary_port, "create table if not exists up_probe(x int); insert into up_probe values (1)") == [],
-            timeout=120, interval=0.5)
-        wait_for("one leader and two streaming replicas", proj.healthy, timeout=120)
+    with proj.up(healthy_timeout=120, first_write_timeout=120):
         yield proj
-    except Exception:
-        print(proj.logs())
-        raise
-    finally:
-        proj.compose("down", "-v", "--remove-orphans", "-t", "20")
 
 
 def via_vip(client: Container) -> tuple[str, str] | None:
