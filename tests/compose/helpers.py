@@ -86,6 +86,27 @@ def api(container: Container, path: str) -> tuple[int, dict[str, Any]]:
         return int(status), {}
 
 
+def run_node(client: docker.DockerClient, project: "Project", name: str, env: dict[str, str],
+             volumes: dict[str, dict[str, str]] | None = None) -> Container:
+    """One more node of the image on the project's network (its SCOPE and etcd from `env`)."""
+    return client.containers.run(IMAGE, detach=True, name=f"{project.name}_{name}", hostname=name,
+                                 network=f"{project.name}_default", environment=env,
+                                 volumes=volumes or {}, labels={"howdah.test": project.name})
+
+
+def remove(container: Container) -> None:
+    try:
+        container.remove(force=True, v=True)
+    except docker.errors.APIError:
+        pass
+
+
+def psql_value(container: Container, query: str) -> str | None:
+    """`query`'s output on the container's local PostgreSQL; None when psql failed."""
+    code, out = local_psql(container, query)
+    return out if code == 0 else None
+
+
 def local_psql(container: Container, query: str) -> tuple[int, str]:
     """psql over the container's own unix socket (works with the network cut)."""
     result = container.exec_run(["psql", "-h", "/var/run/postgresql", "-U", "postgres", "-d", "postgres",

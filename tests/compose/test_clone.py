@@ -13,7 +13,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from .helpers import IMAGE, ROOT, Project, local_psql, sql, wait_for
+from .helpers import ROOT, Project, psql_value, remove, run_node, sql, wait_for
 
 pytestmark = pytest.mark.compose
 NODE_ENV = {"ETCD3_HOST": "etcd:2379", "ETCD3_USERNAME": "howdah", "ETCD3_PASSWORD": "howdah-etcd-demo",
@@ -38,26 +38,6 @@ def backup_project(client: docker.DockerClient, image: str) -> Iterator[BackupPr
     proj = BackupProject(client, name=f"howdahclone{__import__('os').getpid()}")
     with proj.up(healthy_timeout=180):
         yield proj
-
-
-def run_node(client: docker.DockerClient, project: Project, name: str, env: dict[str, str],
-             volumes: dict[str, dict[str, str]] | None = None) -> Container:
-    """One more node of the image on the project's network (its own SCOPE, the same etcd)."""
-    return client.containers.run(IMAGE, detach=True, name=f"{project.name}_{name}", hostname=name,
-                                 network=f"{project.name}_default", environment={**NODE_ENV, **env},
-                                 volumes=volumes or {}, labels={"howdah.test": project.name})
-
-
-def remove(container: Container) -> None:
-    try:
-        container.remove(force=True, v=True)
-    except docker.errors.APIError:
-        pass
-
-
-def psql_value(container: Container, query: str) -> str | None:
-    code, out = local_psql(container, query)
-    return out if code == 0 else None
 
 
 def backups(container: Container, stanza: str) -> list[dict[str, Any]]:
@@ -104,7 +84,7 @@ def test_clone_with_basebackup(client: docker.DockerClient, backup_project: Back
     port = backup_project.primary_port
     sql(port, "CREATE TABLE IF NOT EXISTS cloned (v text)")
     sql(port, "INSERT INTO cloned VALUES ('copied')")
-    clone = run_node(client, backup_project, "clone1", {
+    clone = run_node(client, backup_project, "clone1", {**NODE_ENV,
         "SCOPE": "clone1", "CLONE_METHOD": "CLONE_WITH_BASEBACKUP", "CLONE_HOST": leader,
         "CLONE_USER": "standby", "CLONE_PASSWORD": "standby"})
     try:
@@ -133,7 +113,7 @@ def test_point_in_time_clone_stops_at_the_target(client: docker.DockerClient, ba
     sql(port, "INSERT INTO events VALUES ('after the target')")
     switch_and_archive(port)
     volume = f"{backup_project.name}_pgbackrest"
-    clone = run_node(client, backup_project, "pitr1", {
+    clone = run_node(client, backup_project, "pitr1", {**NODE_ENV,
         "SCOPE": "pitr", "CLONE_METHOD": "CLONE_WITH_WALE", "CLONE_SCOPE": "demo", "CLONE_TARGET_TIME": target,
         "PGBACKREST": "true", "PGBACKREST_REPO_PATH": "/home/postgres/pgbackrest"},
         volumes={volume: {"bind": "/home/postgres/pgbackrest", "mode": "rw"}})
@@ -151,7 +131,7 @@ def test_point_in_time_clone_stops_at_the_target(client: docker.DockerClient, ba
 
 def test_clone_target_time_without_zone_stops_the_container(client: docker.DockerClient,
                                                              backup_project: BackupProject) -> None:
-    bad = run_node(client, backup_project, "badclone", {
+    bad = run_node(client, backup_project, "badclone", {**NODE_ENV,
         "SCOPE": "bad", "CLONE_METHOD": "CLONE_WITH_WALE", "CLONE_SCOPE": "demo",
         "CLONE_TARGET_TIME": "2026-01-01 00:00:00"})
     try:

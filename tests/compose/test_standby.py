@@ -8,7 +8,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
-from .helpers import IMAGE, Project, api, local_psql, sql, wait_for
+from .helpers import Project, api, psql_value, remove, run_node, sql, wait_for
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(600)]
 NODE_ENV = {"ETCD3_HOST": "etcd:2379", "ETCD3_USERNAME": "howdah", "ETCD3_PASSWORD": "howdah-etcd-demo",
@@ -22,20 +22,11 @@ def standby_nodes(client: docker.DockerClient, project: Project) -> Iterator[lis
     nodes: list[Container] = []
     try:
         for name in ("standby1", "standby2"):
-            nodes.append(client.containers.run(IMAGE, detach=True, name=f"{project.name}_{name}", hostname=name,
-                                               network=f"{project.name}_default", environment=NODE_ENV))
+            nodes.append(run_node(client, project, name, NODE_ENV))
         yield nodes
     finally:
         for node in nodes:
-            try:
-                node.remove(force=True, v=True)
-            except docker.errors.APIError:
-                pass
-
-
-def value(container: Container, query: str) -> str | None:
-    code, out = local_psql(container, query)
-    return out if code == 0 else None
+            remove(node)
 
 
 def test_standby_cluster_follows_the_compose_cluster(project: Project, standby_nodes: list[Container]) -> None:
@@ -50,10 +41,10 @@ def test_standby_cluster_follows_the_compose_cluster(project: Project, standby_n
     wait_for("the cascading replica", lambda: api(other, "/patroni")[1].get("role") == "replica", timeout=240)
     sql(port, "INSERT INTO shipped VALUES ('after')")
     for node in standby_nodes:
-        wait_for(f"both rows on {node.name}", lambda n=node: value(n, "SELECT count(*) FROM shipped") == "2",
+        wait_for(f"both rows on {node.name}", lambda n=node: psql_value(n, "SELECT count(*) FROM shipped") == "2",
                  timeout=60)
-        assert value(node, "SELECT pg_is_in_recovery()") == "t"
+        assert psql_value(node, "SELECT pg_is_in_recovery()") == "t"
     leader.reload()
     address = leader.attrs["NetworkSettings"]["Networks"][f"{project.name}_default"]["IPAddress"]
     wait_for("the replica cascading from the standby leader",
-             lambda: value(other, "SELECT sender_host FROM pg_stat_wal_receiver") == address, timeout=60)
+             lambda: psql_value(other, "SELECT sender_host FROM pg_stat_wal_receiver") == address, timeout=60)
