@@ -6,14 +6,9 @@ import time
 import sys
 from pathlib import Path
 
+from harness.scripts import recording_program
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "callback_dispatch.py"
-
-
-def hook(tmp_path: Path, name: str, body: str) -> str:
-    path = tmp_path / name
-    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {tmp_path}/calls\n{body}\n")
-    path.chmod(0o755)
-    return str(path)
 
 
 def dispatch(tmp_path: Path, *runs: str, timeout: str = "5") -> tuple[int, list[str], str]:
@@ -27,7 +22,7 @@ def dispatch(tmp_path: Path, *runs: str, timeout: str = "5") -> tuple[int, list[
 
 
 def test_all_hooks_run_in_order_with_the_same_arguments(tmp_path: Path) -> None:
-    user, vip, aws = (hook(tmp_path, n, "echo said $1") for n in ("user", "vip", "aws"))
+    user, vip, aws = (recording_program(tmp_path, n, "echo said $1") for n in ("user", "vip", "aws"))
     code, calls, log = dispatch(tmp_path, f"user={user} --flag", f"vip={vip}", f"aws={aws}")
     assert code == 0
     assert calls == ["user --flag on_role_change primary demo", "vip on_role_change primary demo",
@@ -37,8 +32,8 @@ def test_all_hooks_run_in_order_with_the_same_arguments(tmp_path: Path) -> None:
 
 
 def test_a_failing_hook_does_not_stop_the_others(tmp_path: Path) -> None:
-    user = hook(tmp_path, "user", "echo boom >&2; exit 7")
-    aws = hook(tmp_path, "aws", "exit 0")
+    user = recording_program(tmp_path, "user", "echo boom >&2; exit 7")
+    aws = recording_program(tmp_path, "aws", "exit 0")
     code, calls, log = dispatch(tmp_path, f"user={user}", f"vip={tmp_path}/missing", f"aws={aws}")
     assert code == 1
     assert [c.split()[0] for c in calls] == ["user", "aws"]
@@ -47,8 +42,8 @@ def test_a_failing_hook_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_a_hung_hook_is_killed_and_the_next_runs(tmp_path: Path) -> None:
-    slow = hook(tmp_path, "user", "sleep 30")
-    aws = hook(tmp_path, "aws", "exit 0")
+    slow = recording_program(tmp_path, "user", "sleep 30")
+    aws = recording_program(tmp_path, "aws", "exit 0")
     code, calls, log = dispatch(tmp_path, f"user={slow}", f"aws={aws}", timeout="0.5")
     assert code == 1 and [c.split()[0] for c in calls] == ["user", "aws"]
     assert "killed after the 0.5s timeout" in log
@@ -65,7 +60,7 @@ def test_a_timeout_also_ends_what_the_hook_started(tmp_path: Path) -> None:
     """A hook that leaves a child holding its output must neither hang the
     dispatcher nor outlive the timeout."""
     pidfile = tmp_path / "child.pid"
-    slow = hook(tmp_path, "slow", f"sleep 300 &\necho $! > {pidfile}\nwait")
+    slow = recording_program(tmp_path, "slow", f"sleep 300 &\necho $! > {pidfile}\nwait")
     started = time.monotonic()
     code, calls, log = dispatch(tmp_path, f"slow={slow}", timeout="1")
     assert time.monotonic() - started < 20
@@ -116,7 +111,7 @@ def test_hooks_get_a_minimal_environment(tmp_path: Path) -> None:
 def test_a_timed_out_hook_dies_with_its_children(tmp_path: Path) -> None:
     import os
     pidfile = tmp_path / "child"
-    slow = hook(tmp_path, "slow", f"sleep 300 & echo $! > {pidfile}; wait")
+    slow = recording_program(tmp_path, "slow", f"sleep 300 & echo $! > {pidfile}; wait")
     started = time.monotonic()
     code, _calls, log = dispatch(tmp_path, f"user={slow}", timeout="1")
     assert code == 1 and "killed after the 1s timeout" in log

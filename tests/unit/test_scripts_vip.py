@@ -8,21 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.scripts import load_script
+from harness.scripts import load_script, recording_program
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vip_hook.py"
 
 
-def fake(tmp_path: Path, name: str, body: str) -> str:
-    path = tmp_path / name
-    path.write_text(f"#!/bin/sh\necho \"{name} $*\" >> {tmp_path}/calls\n{body}\n")
-    path.chmod(0o755)
-    return str(path)
-
-
 def run(tmp_path: Path, action: str, role: str, ip_body: str = "exit 0", **env: str) -> tuple[int, list[str], str]:
     full = {"PATH": "/usr/bin:/bin", "VIP_ADDRESS": "10.9.8.7/24", "VIP_INTERFACE": "eth1", "HOWDAH_LEADER_CHECK": "off",
-            "HOWDAH_VIP_IP": fake(tmp_path, "ip", ip_body), "HOWDAH_VIP_ARPING": fake(tmp_path, "arping", "exit 0"),
+            "HOWDAH_VIP_IP": recording_program(tmp_path, "ip", ip_body), "HOWDAH_VIP_ARPING": recording_program(tmp_path, "arping", "exit 0"),
             **env}
     done = subprocess.run([sys.executable, str(SCRIPT), action, role, "demo"], env=full, capture_output=True,
                           text=True, timeout=30)
