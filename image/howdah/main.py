@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,15 +41,22 @@ def setup_logging(cfg: AgentConfig) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def name_taken(agent: Any) -> bool:
+def name_taken(agent: Any, retry_every: float = 5.0) -> bool:
     """Another agent with this node's name is alive: its member key's REST API
     answers (any status), as Patroni checks before it starts (a second agent
-    with a live member's name would fight it for the same member key)."""
+    with a live member's name would fight it for the same member key).  An
+    unreachable DCS is waited for, as Patroni waits: nothing is started (no API,
+    no postgres) before the name is known to be free."""
     from howdah.dcs.base import DcsError
-    try:
-        member = agent.dcs.get_cluster().member(agent.cfg.name)
-    except DcsError:
-        return False  # the DCS is not reachable yet: nothing to compare with
+    while True:
+        try:
+            member = agent.dcs.get_cluster().member(agent.cfg.name)
+            break
+        except DcsError as exc:
+            logging.getLogger("howdah").info(
+                "waiting on the DCS (%s): it must say whether a node named '%s' runs already",
+                exc, agent.cfg.name)
+            time.sleep(retry_every)
     if member is None or not member.api_url:
         return False
     parts = urlsplit(member.api_url)
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for warning in tag_conflicts(cfg.tags):
         logging.getLogger("howdah").warning("%s", warning)
+    agent.config_path = path
     if name_taken(agent):
         logging.getLogger("howdah").critical(
             "Can't start; there is already a node named '%s' running", cfg.name)
@@ -146,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGTERM, on_term)
+    # SIGHUP: what POST /reload does (the YAML read again, postgres reloaded), as Patroni
+    signal.signal(signal.SIGHUP, lambda signum, frame: agent.ask_reload())
     signal.signal(signal.SIGINT, on_term)
     try:
         agent.run()

@@ -8,12 +8,17 @@ YAML for Patroni (bench/.venv-patroni) and Howdah, the same assertions.
 * a scheduled restart is published in the member key (patronictl list shows it)
   and withdrawn when deleted;
 * in synchronous mode a switchover to a non-synchronous member answers 412;
-* a second agent with a live member's name logs CRITICAL and exits non-zero;
+* the tags are read again on SIGHUP and POST /reload, their conflicts logged again;
+* a second agent with a live member's name logs CRITICAL and exits non-zero, after
+  waiting for a DCS that does not answer at its start (nothing started meanwhile);
 * ``primary_start_timeout: 0``: a crashed primary is failed over, not restarted;
-* a manual failover whose candidate died falls back to the ordinary race.
+* a manual failover whose candidate died falls back to the ordinary race;
+* ``patroni.dynamic.json`` is read back: a leader writes the config key back when the
+  DCS lost it, and an agent started while there is none goes by the cache.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -23,9 +28,12 @@ import time
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 from harness import AgentNode, LocalCluster, wait_until
 from harness.config import HOWDAH_VENV, PATRONI_VENV
+from harness import web
+from harness.proxy import TcpProxy
 
 pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
 FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
@@ -134,19 +142,50 @@ def test_tags_cache_schedule_sync_switchover_and_duplicate_name(
         == (412, "candidate name does not match with sync_standby"), kind
     assert cluster.dcs_key("leader") == leader.name
 
-    # a second agent with a live member's name refuses to start
-    pg_port, api_port = cluster.ports.take_many(2)
-    assert cluster.base is not None
+    # tags are read again on reload (SIGHUP, POST /reload) and their conflicts logged again
+    n1 = cluster.node("n1")
+    for tags, how in (({"nofailover": True, "failover_priority": 3}, "SIGHUP"),
+                      ({"nofailover": False, "failover_priority": 0}, "POST /reload"),
+                      (ALL_FALSE, "POST /reload")):
+        n1.config["tags"] = tags
+        n1.config_path.write_text(yaml.safe_dump(n1.config, sort_keys=False))
+        if how == "SIGHUP":
+            assert n1.agent_pid is not None
+            os.kill(n1.agent_pid, signal.SIGHUP)
+        else:
+            assert n1.api("/reload", "POST") == (202, "reload scheduled")
+        shown = SHOWN["n1"] if tags is ALL_FALSE else tags  # both kept: they conflict
+        wait_until(lambda: member_key(cluster, "n1").get("tags") == shown, 60,
+                   what=f"n1 publishes {shown} after {how}",
+                   details=lambda: json.dumps(member_key(cluster, "n1")))
+        if tags is not ALL_FALSE:
+            warning = (f"Conflicting configuration between nofailover: {tags['nofailover']} and "
+                       f"failover_priority: {tags['failover_priority']}. Defaulting to "
+                       f"nofailover: {tags['nofailover']}")
+            wait_until(lambda: warning in n1.log_text(100000), 30,
+                       what=f"{kind} logs the conflict after {how}")
+
+    # a second agent with a live member's name refuses to start; while the DCS does not
+    # answer it waits (starting nothing), then it finds the name taken
+    pg_port, api_port, etcd_port = cluster.ports.take_many(3)
+    assert cluster.base is not None and cluster.etcd is not None
     first = cluster.nodes[0]
     spec = dataclasses.replace(first.spec, workdir=cluster.base / "duplicate", pg_port=pg_port,
-                               api_port=api_port)
+                               api_port=api_port, etcd_hosts=[f"127.0.0.1:{etcd_port}"])
     dup = AgentNode(spec, kind)
-    dup.start()
-    assert dup.proc is not None
-    try:
-        code = dup.proc.wait(120)
-    finally:
-        dup.destroy()
+    with TcpProxy(etcd_port, cluster.etcd.client_port) as path:
+        path.drop()  # connections to the DCS hang
+        dup.start()
+        assert dup.proc is not None
+        try:
+            time.sleep(20)
+            assert dup.proc.poll() is None, f"{kind} did not wait for the DCS:\n" \
+                + dup.log_text(60)
+            assert not (spec.workdir / "data" / "PG_VERSION").exists()
+            path.heal()
+            code = dup.proc.wait(120)
+        finally:
+            dup.destroy()
     log = dup.log_text(100)
     assert code != 0, log
     assert "CRITICAL" in log and f"Can't start; there is already a node named '{first.name}' " \
@@ -198,3 +237,55 @@ def test_manual_failover_to_a_member_that_died_falls_back(
     new = cluster.wait_leader(150)
     assert new is survivor, kind
     wait_until(survivor.is_writable, 60, what=f"{survivor.name} takes writes")
+
+
+def delete_key(cluster: LocalCluster, key: str) -> None:
+    """Delete /service/<scope>/<key> behind the agents' backs (v3 or v2 API)."""
+    etcd, path = cluster.etcd, f"/service/{cluster.scope}/{key}"
+    assert etcd is not None
+    if etcd.v2:
+        web.request(f"{etcd.url}/v2/keys{path}", method="DELETE")
+    else:
+        etcd._request("/v3/kv/deleterange", {"key": base64.b64encode(path.encode()).decode()})
+    assert cluster.dcs_key(key) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_cached_dynamic_config_is_written_back_when_the_dcs_lost_it(
+        kind: str, request: pytest.FixtureRequest,
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    """patroni.dynamic.json is read back: a leader writes the config it goes by back
+    into a DCS that lost the config key, and an agent started while the DCS holds
+    none goes by the cache, not by bootstrap.dcs."""
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(1, kind=kind, **FAST)
+    node = cluster.wait_leader(180)
+    code, _ = node.api("/config", "PATCH", {"maximum_lag_on_failover": 7777,
+                                            "postgresql": {"parameters": {"work_mem": "7MB"}}})
+    assert code == 200
+    cache = node.data_dir / "patroni.dynamic.json"
+    wait_until(lambda: cache.exists() and json.loads(cache.read_text())
+               .get("maximum_lag_on_failover") == 7777, 60, what="the change in the cache")
+
+    def config() -> dict[str, Any]:
+        return json.loads(cluster.dcs_key("config") or "{}")
+
+    # deleted while the leader runs: written back from what it goes by
+    delete_key(cluster, "config")
+    wait_until(lambda: config().get("maximum_lag_on_failover") == 7777, 60,
+               what=f"{kind} writes the config back", details=cluster.dump_logs)
+    assert config()["postgresql"]["parameters"]["work_mem"] == "7MB"
+
+    # deleted while the agent is stopped; bootstrap.dcs now says otherwise: the cache wins
+    assert node.stop_sigterm(120) == 0
+    delete_key(cluster, "config")
+    node.config["bootstrap"]["dcs"]["maximum_lag_on_failover"] = 5555
+    node.config["bootstrap"]["dcs"]["postgresql"]["parameters"]["work_mem"] = "5MB"
+    node.start()
+    wait_until(lambda: cluster.leader() is node, 180, what=f"{kind} leads again",
+               details=cluster.dump_logs)
+    wait_until(lambda: config().get("maximum_lag_on_failover") == 7777, 60,
+               what=f"{kind} writes the cached config", details=cluster.dump_logs)
+    assert config()["postgresql"]["parameters"]["work_mem"] == "7MB"
+    wait_until(lambda: node.sql("SHOW work_mem") == [("7MB",)], 60, what="work_mem from the cache")

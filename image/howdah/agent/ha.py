@@ -11,7 +11,7 @@ from typing import Any, Callable
 from howdah.agent.actions import Executor
 from howdah.agent.bootstrap import Bootstrapper
 from howdah.agent.callbacks import Callbacks
-from howdah.agent.control import Control
+from howdah.agent.control import Control, Request
 from howdah.agent.failsafe import Failsafe, auth_headers, confirm
 from howdah.agent.fence import Fence, LeaseFile
 from howdah.agent.peers import fetch_peers, pool_from_config
@@ -21,9 +21,10 @@ from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
 from howdah.core import failsafe as failsafe_plan
 from howdah.core.status import NodeStatus
-from howdah.config.load import AgentConfig, ConfigError
+from howdah.config.load import AgentConfig, ConfigError, load
 from howdah.core.decide import decide
-from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind, public_tags
+from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind, public_tags, \
+    tag_conflicts
 from howdah.core.settings import Settings, SettingsError, build_settings
 from howdah.core.transitions import Decision, Goal
 from howdah.dcs.base import DcsError
@@ -46,6 +47,7 @@ class Agent:
         self.stopping = threading.Event()
         self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
         self.dynamic_cache = DynamicCache(self.pg.paths.data_dir)
+        self.dynamic_cache.load()
         self.settings = self._settings(ClusterView())
         for note in self.settings.notes:
             log.warning("bootstrap.dcs: %s", note)
@@ -91,18 +93,45 @@ class Agent:
             self.peer_pool = pool_from_config(cfg.restapi, ctl if isinstance(ctl, dict) else {})
         except ValueError as exc:
             raise ConfigError(getattr(exc, "field", "ctl"), str(exc).split(": ", 1)[-1]) from None
+        self.config_path: str | None = None  # the YAML, read again on reload (main sets it)
+        self._reload_asked = False  # SIGHUP
+        self._reloaded: Any = None  # the POST /reload ticket the YAML was read again for
         self.failsafe = Failsafe(clock)
         self.failsafe_headers = auth_headers(cfg.restapi, ctl if isinstance(ctl, dict) else {})
         self.control.failsafe = self.failsafe
 
     # ---- configuration -------------------------------------------------------
     def _settings(self, view: ClusterView) -> Settings:
-        dyn = view.config if view.config else (self.cfg.bootstrap.get("dcs") or {})
+        # no config key: the cached dynamic config (patroni.dynamic.json, or what was last
+        # seen), else bootstrap.dcs, as Patroni
+        dyn = view.config if view.config else \
+            (self.dynamic_cache.saved or self.cfg.bootstrap.get("dcs") or {})
         local_pg = dict(self.cfg.postgresql)
         hba = self.cfg.bootstrap.get("pg_hba")
         if hba and not local_pg.get("pg_hba") and not (dyn.get("postgresql") or {}).get("pg_hba"):
             local_pg["pg_hba"] = hba
         return build_settings(dyn, local_pg)
+
+    def ask_reload(self) -> None:
+        """SIGHUP (a signal handler: only a flag and a wake-up)."""
+        self._reload_asked = True
+        self.wake.set()
+
+    def reload_local(self) -> None:
+        """On SIGHUP and POST /reload, as Patroni: read the YAML (and PATRONI_*) again
+        and take its tags, logging their conflicts again; a file that no longer
+        loads is logged and the running configuration kept."""
+        try:
+            cfg = load(self.config_path)
+        except ConfigError as exc:
+            log.error("reload: config error: %s; keeping the running configuration", exc)
+            return
+        for warning in tag_conflicts(cfg.tags):
+            log.warning("%s", warning)
+        if dict(cfg.tags) != self.tags:
+            log.info("reload: tags are now %s", public_tags(cfg.tags))
+            self.tags.clear()  # in place: the executor holds the same dict
+            self.tags.update(cfg.tags)
 
     @staticmethod
     def _request_timeout(s: Settings) -> float:
@@ -208,7 +237,14 @@ class Agent:
         if self.config_changed and pg.running and task is None:
             self.config_changed = False
             self.executor.apply_config(self.settings)
+        if self._reload_asked:
+            self._reload_asked = False
+            self.reload_local()
+            self._reloaded = self.control.request(Request.RELOAD)  # postgres reloads too
         ticket = self.control.pending() if task is None else None
+        if ticket is not None and ticket.kind == Request.RELOAD and ticket is not self._reloaded:
+            self._reloaded = ticket
+            self.reload_local()
         self.executor.ticket = ticket
         local = replace(to_local(self.cfg.name, self.mem, pg, task, result, self.tags),
                         wall=time.time(), request=ticket.kind.value if ticket else None,
@@ -232,6 +268,8 @@ class Agent:
         elif (pinged := self._failsafe_leader(view)) is not None:
             self._replica_slots(failsafe_plan.slot_view(view, pinged, self.failsafe.slots()),
                                 pg, copy=False)
+        if i_lead and self.mem.dcs_ok and view.config_index is None:
+            self._restore_config()
         if not i_lead:
             self.slots.not_leading()
         self._after(view)
@@ -245,6 +283,19 @@ class Agent:
             return None
         left = self.mem.last_renew + self.settings.demote_after - self.clock()
         return min(left, self.settings.retry_timeout / 2.0)
+
+    def _restore_config(self) -> None:
+        """The leader writes its cached dynamic config back into a DCS that lost the
+        config key (wiped, or deleted by hand), as Patroni does."""
+        cached = self.dynamic_cache.saved
+        if not cached:
+            return
+        try:
+            if self.dcs.write_config(cached, None):
+                log.warning("the DCS holds no config: wrote back the cached dynamic "
+                            "configuration (%s)", self.dynamic_cache.path.name)
+        except DcsError as exc:
+            log.warning("could not write the cached dynamic configuration: %s", exc)
 
     def _failsafe_round(self, pg: Any) -> str | None:
         """failsafe_mode, DCS unreachable, a running primary that held the lease:

@@ -138,6 +138,23 @@ class DynamicCache:
         self.path = data_dir / self.NAME
         self.saved: dict[str, Any] | None = None
 
+    def load(self) -> dict[str, Any] | None:
+        """At start, as Patroni: the cache left by the last run (what the agent goes by,
+        and a leader writes back, while the DCS holds no ``config``); None if absent
+        or unreadable (then bootstrap.dcs)."""
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring %s: %s", self.path, exc)
+            return None
+        if not isinstance(doc, dict):
+            log.warning("ignoring %s: not a JSON object", self.path)
+            return None
+        self.saved = doc
+        return doc
+
     def save(self, dynamic: Mapping[str, Any]) -> bool:
         """Write it (atomically, mode 0600) when it changed; False on no change or error."""
         doc = {**self.BASE, **dict(dynamic)}
