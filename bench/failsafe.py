@@ -175,12 +175,18 @@ def main() -> int:
     for mode in args.modes.split(","):
         for agent in args.agents.split(","):
             results.append(run(agent, mode == "on", args.stalls))
+    return save("failsafe", started, results, table(results))
+
+
+def save(name: str, started: datetime, results: list[dict[str, Any]], markdown: str) -> int:
+    """bench/results/<name>-<time>.json (timing, stall, load, results), the table on
+    stdout; exit status 1 when a run recorded an error (bench/slots.py too)."""
     doc = {"started": started.isoformat(), "timing": TIMING, "stall_s": STALL,
            "load": open("/proc/loadavg").read().split()[:3], "results": results}
-    out = BENCH / "results" / f"failsafe-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out = BENCH / "results" / f"{name}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(table(results))
+    print(markdown)
     print(f"written to {out}")
     return 1 if any(r.get("error") for r in results) else 0
 

@@ -8,6 +8,7 @@ timeouts), never how fast they came.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,3 +184,30 @@ def test_a_logical_consumer_sees_every_change_once_across_a_failover(
     seen = first + second
     for value in ("before-1", "before-2", "after-1"):
         assert sum(value in c for c in seen) == 1, (value, first, second)
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_replica_slot_copies_trail_the_leader_under_writes(
+        kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
+    """Issue 11's target "slot positions on replicas trail the primary's by at most one
+    loop_wait": under writes and a consumer confirming the permanent logical slot, the
+    replica's copy of it and its slot for the leader keep moving after the leader's.
+    Asserted with a generous bound (5 x loop_wait: the leader publishes once a loop,
+    the replica reads once a loop, and this machine is shared); the figures of both
+    agents are measured in bench/slots.py (bench/README.md)."""
+    from harness.slots import SlotTrail, wait_no_stale_slots
+    cluster = local_cluster(2, kind=kind, extra=dcs_extra(), **FAST)
+    leader = cluster.wait_leader(timeout=180)
+    cluster.wait_streaming(1, timeout=300)
+    replica = other(cluster, leader)
+    wait_slots(cluster, replica, {leader.name, "perm_phys", "perm_log"}, timeout=240)
+    with SlotTrail(leader, replica) as trail:
+        time.sleep(30)
+    summary = trail.summary(skip=2 * FAST["loop_wait"])
+    bound = 5 * FAST["loop_wait"]
+    for slot, figures in summary.items():
+        assert figures["samples"] >= 20, (slot, summary, trail.errors)
+        assert figures["max"] <= bound, (
+            f"{slot} on {replica.name} trailed the leader by {figures['max']}s "
+            f"(> {bound}s): {summary}\n" + cluster.dump_logs(40))
+    wait_no_stale_slots(cluster, timeout=60)
