@@ -97,6 +97,24 @@ def test_diverged_former_primary_is_cloned_again_only_when_allowed() -> None:
     assert decide(view, failed, (), Settings(), NOW).goal == Goal.NEED_OPERATOR
 
 
+def test_a_running_replica_that_diverged_is_cloned_again_only_when_allowed() -> None:
+    """A replica running on a timeline the leader left before its position (a
+    former primary started as a replica, one that replayed WAL the new leader
+    never had) can never stream: stopped and cloned again in one task."""
+    view = ClusterView(initialize="42", leader=Leader("a", 5), members=members(), optime=100,
+                       history=HISTORY)
+    me = LocalState(name="b", pg=replica(tl=1), diverged=True)
+    allowed = Settings(remove_data_directory_on_diverged_timelines=True)
+    d = decide(view, me, (), allowed, NOW)
+    assert (d.goal, d.reason, d.target) == (Goal.REINIT_REQUESTED, Reason.DIVERGED, "a")
+    assert decide(view, me, (), Settings(), NOW).goal == Goal.REPLICATE  # kept, as Patroni
+    for unknown in (False, None):  # not diverged, or not known yet: asked again next cycle
+        assert decide(view, replace(me, diverged=unknown), (), allowed, NOW).goal == \
+            Goal.REPLICATE
+    standby = replace(allowed, standby_cluster={"host": "remote"})
+    assert decide(view, me, (), standby, NOW).goal != Goal.REINIT_REQUESTED
+
+
 def test_primary_conninfo_bounds_the_connect() -> None:
     from howdah.pg import conf
     creds = conf.Credentials("replicator", "pw", ())

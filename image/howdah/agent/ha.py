@@ -21,6 +21,7 @@ from howdah.agent.tasks import TaskRunner
 from howdah.agent.watchdog import Watchdog, WatchdogConfig, WatchdogConfigError
 from howdah.core import failsafe as failsafe_plan
 from howdah.core.status import NodeStatus
+from howdah.core.timeline import cluster_timeline
 from howdah.config.load import AgentConfig, ConfigError, load
 from howdah.core.decide import decide
 from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind, public_tags, \
@@ -400,16 +401,31 @@ class Agent:
                 log.warning("could not update the member key: %s", exc)
 
     def _diverged(self, view: ClusterView, pg: Any, task: Any) -> bool | None:
-        """remove_data_directory_on_diverged_timelines: before postgres starts to
-        follow the leader, whether its data left the leader's timeline (then it
-        could never stream).  Not checked where a rewind is due instead."""
+        """remove_data_directory_on_diverged_timelines: whether this node's data
+        left the leader's timeline (then it could never stream from it).
+
+        Asked before postgres starts to follow the leader (not where a rewind
+        is due instead), and of a running replica whose timeline is behind the
+        leader's (as Patroni checks after a leader change): a former primary
+        started as a replica while the check could not answer, or a replica
+        that replayed WAL the new leader never had, keeps retrying a timeline
+        it cannot follow.  An unknown answer (None: the leader's timeline or
+        history not readable yet) is asked again every cycle, while the
+        condition holds."""
         s = self.settings
         leader = view.leader_member
         if not s.remove_data_directory_on_diverged_timelines or s.standby_cluster is not None \
-                or pg.running or task is not None or not self.mem.dcs_ok or leader is None \
+                or task is not None or not self.mem.dcs_ok or leader is None \
                 or leader.name == self.cfg.name or not leader.conn_url \
-                or leader.role not in ("primary", "master") \
-                or pg.data in (DataState.EMPTY, DataState.UNKNOWN) \
+                or leader.role not in ("primary", "master"):
+            return None
+        if pg.running:
+            behind = max(leader.timeline, cluster_timeline(view.history))
+            if not pg.in_recovery or not 0 < pg.timeline < behind:
+                return None
+            return diverge.check(self.pg.paths, leader.conn_url, self.pg.replication,
+                                 self.pg.pgpass, running=(self.conn_url, pg.replayed))
+        if pg.data in (DataState.EMPTY, DataState.UNKNOWN) \
                 or (s.use_pg_rewind and pg.data in (DataState.PRIMARY, DataState.CRASHED_PRIMARY)):
             return None
         return diverge.check(self.pg.paths, leader.conn_url, self.pg.replication, self.pg.pgpass)

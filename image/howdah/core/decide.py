@@ -370,6 +370,14 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
     pg = local.pg
     if pg.running and not pg.in_recovery:
         return Decision(G.DEMOTE, R.LOST_LOCK, f"demoting: {leader} holds the lock", target=leader)
+    if pg.running and local.diverged and settings.remove_data_directory_on_diverged_timelines \
+            and settings.standby_cluster is None:
+        # it replays a timeline the leader left before this node's position: it
+        # can never stream; stopped and cloned again in one task
+        return Decision(G.REINIT_REQUESTED, R.DIVERGED,
+                        f"replaying a timeline that diverged from {leader}'s and "
+                        "remove_data_directory_on_diverged_timelines is on: cloning again",
+                        target=leader)
     upstream = _upstream(view, local, leader)
     archive_only = truthy((local.tags or {}).get("nostream"))
     if not pg.running:
