@@ -10,7 +10,8 @@
   the new leader's switch point (and may not use pg_rewind) is cloned again when
   the setting is on (its extra row gone, the new leader's rows streamed); with the
   setting off its data directory is kept as it was; also when it already runs as a
-  replica (of a timeline it cannot follow) when its agent starts.
+  replica (of a timeline it cannot follow) when its agent starts.  Kept, with
+  check_timeline on, it is no switchover candidate: POST /switchover to it fails.
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def test_diverged_timelines(kind: str, mode: str, request: pytest.FixtureRequest
     remove = mode != "keep"
     local = {"postgresql": {"use_pg_rewind": False,
                             "remove_data_directory_on_diverged_timelines": remove}}
-    dcs = {"postgresql": {"use_pg_rewind": False}}
+    dcs = {"postgresql": {"use_pg_rewind": False}, "check_timeline": True}
     extra = {"bootstrap": {"dcs": dcs}, **local}
     cluster = local_cluster(2, kind=kind, **FAST, extra=extra)
     old = cluster.wait_leader(180)
@@ -186,3 +187,11 @@ def test_diverged_timelines(kind: str, mode: str, request: pytest.FixtureRequest
         time.sleep(15)
         assert _rows(old) == {"before", "diverged"}, \
             f"{kind}: the data directory was replaced\n{_read(cluster, old)()}"
+        # check_timeline: a switchover to the member left on timeline 1 fails (promoting
+        # it would drop the leader's writes since the switch); the leader leads on
+        code, body = new.api("/switchover", "POST", {"leader": new.name,
+                                                     "candidate": old.name}, timeout=60)
+        assert (code, body) == (503, "Switchover failed"), (kind, code, body)
+        time.sleep(2 * FAST["loop_wait"])
+        assert cluster.dcs_key("leader") == new.name, kind
+        assert new.is_writable() and _rows(new) == {"before", "after"}, kind

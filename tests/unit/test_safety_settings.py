@@ -7,9 +7,11 @@ from dataclasses import replace
 import pytest
 
 from howdah.core.decide import decide
-from howdah.core.models import ClusterView, DataState, Leader, LocalState, Member, PgStatus
+from howdah.core.models import (ClusterView, DataState, Leader, LocalState, Member, PeerStatus,
+                                 PgStatus)
 from howdah.core.settings import Settings, SettingsError, build_settings
-from howdah.core.timeline import cluster_timeline, diverged, parse_history_file, parse_lsn
+from howdah.core.timeline import (behind_cluster, cluster_timeline, diverged, parse_history_file,
+                                   parse_lsn)
 from howdah.core.transitions import Goal, Reason
 
 NOW = 1000.0
@@ -113,6 +115,27 @@ def test_a_running_replica_that_diverged_is_cloned_again_only_when_allowed() -> 
             Goal.REPLICATE
     standby = replace(allowed, standby_cluster={"host": "remote"})
     assert decide(view, me, (), standby, NOW).goal != Goal.REINIT_REQUESTED
+
+
+def test_check_timeline_rules_out_switchover_candidates_behind_the_cluster() -> None:
+    """As Patroni's is_failover_possible: with check_timeline a replica whose
+    timeline is behind /history's is no candidate for a switchover."""
+    assert behind_cluster(1, HISTORY) and behind_cluster(0, HISTORY)
+    assert not behind_cluster(2, HISTORY) and not behind_cluster(1, ())
+    primary = PgStatus(data=DataState.PRIMARY, running=True, sysid="42", timeline=2,
+                       wal_position=100)
+    me = LocalState(name="a", pg=primary, wall=NOW)
+    peers = (PeerStatus(name="b", reachable=True, role="replica", running=True, timeline=1,
+                        received=100, replayed=100),)
+    on = Settings(check_timeline=True)
+    for fo in ({"leader": "a", "member": "b"}, {"leader": "a"}):
+        view = ClusterView(initialize="42", leader=Leader("a", 5), members=members(),
+                           optime=100, history=HISTORY, failover=fo)
+        d = decide(view, me, peers, on, NOW)
+        assert d.goal == Goal.LEAD_CLEAR_FAILOVER, (fo, d)
+        assert decide(view, me, peers, Settings(), NOW).goal == Goal.HAND_OVER  # off
+        on_tl2 = (replace(peers[0], timeline=2),)
+        assert decide(view, me, on_tl2, on, NOW).goal == Goal.HAND_OVER
 
 
 def test_primary_conninfo_bounds_the_connect() -> None:

@@ -17,7 +17,7 @@ from howdah.core.manual import healthy_candidates, leader_handover, manual_race
 from howdah.core.ranking import Candidate, better_peers, from_peer
 from howdah.core.settings import Settings
 from howdah.core.sync import may_promote
-from howdah.core.timeline import cluster_timeline
+from howdah.core.timeline import behind_cluster, cluster_timeline
 from howdah.core.transitions import Decision, Goal, Reason
 
 G, R = Goal, Reason
@@ -325,13 +325,13 @@ def _timeline_behind(view: ClusterView, local: LocalState, settings: Settings) -
     /history says the cluster reached missed a failover and must not lead."""
     if not settings.check_timeline or settings.standby_cluster is not None:
         return None
-    mine, cluster = local.pg.timeline, cluster_timeline(view.history)
+    mine = local.pg.timeline
+    if not behind_cluster(mine, view.history):
+        return None
     if mine <= 0:
         return "no leader, but my timeline is unknown (check_timeline)"
-    if mine < cluster:
-        return (f"no leader, but my timeline {mine} is behind the cluster's timeline "
-                f"{cluster} (check_timeline)")
-    return None
+    return (f"no leader, but my timeline {mine} is behind the cluster's timeline "
+            f"{cluster_timeline(view.history)} (check_timeline)")
 
 
 def _quorum_active(view: ClusterView, settings: Settings) -> bool:

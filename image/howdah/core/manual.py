@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 from howdah.core.models import ClusterView, LocalState, PeerStatus, failover_allowed
 from howdah.core.ranking import from_peer, rank
 from howdah.core.settings import Settings
+from howdah.core.timeline import behind_cluster
 from howdah.core.transitions import Decision, Goal, Reason
 
 G, R = Goal, Reason
@@ -39,7 +40,10 @@ def healthy_candidates(view: ClusterView, local: LocalState, peers: Sequence[Pee
     ship every last record to the connected replicas, and the executor checks
     afterwards that the target received the shutdown checkpoint (a replica
     that reconnected a moment ago reports a position up to a segment behind
-    on an idle primary).
+    on an idle primary).  With check_timeline, a replica whose timeline is
+    behind the cluster's (/history) is not a candidate: it may replay a
+    timeline that diverged from the leader's, and promoting it would drop
+    the leader's writes since the switch.
     """
     result = []
     for p in peers:
@@ -50,6 +54,8 @@ def healthy_candidates(view: ClusterView, local: LocalState, peers: Sequence[Pee
             continue  # in synchronous mode only a synchronous standby has every commit
         if not p.running:
             continue
+        if settings.check_timeline and behind_cluster(p.timeline, view.history):
+            continue  # as Patroni: a candidate behind the cluster's timeline is not healthy
         result.append(p)
     return result
 

@@ -17,6 +17,14 @@ def cluster_timeline(history: Sequence[Sequence[Any]]) -> int:
         return 0
 
 
+def behind_cluster(timeline: int, history: Sequence[Sequence[Any]]) -> bool:
+    """check_timeline: a member on `timeline` (0: unknown) is behind the timeline
+    /history says the cluster reached, so it missed a promotion (or never
+    followed it) and must not be promoted: neither in a race for a free lock
+    nor as a switchover or failover candidate."""
+    return timeline <= 0 or timeline < cluster_timeline(history)
+
+
 def parse_lsn(text: str) -> int:
     high, low = text.strip().split("/")
     return (int(high, 16) << 32) + int(low, 16)
