@@ -4,8 +4,9 @@ seed, in one run, in asynchronous, synchronous, strict and quorum modes.
     /work/main/.venv/bin/python bench/campaign.py [--agents howdah,patroni]
         [--modes async,sync,strict,quorum] [--faults kill9_leader_agent,...] [--seed N]
 
-Each run: 3 nodes on real PostgreSQL and etcd (tests/harness), every node behind
-TCP proxies so one node can be partitioned, 3 writer clients recording every
+Each run: 3 nodes on real PostgreSQL and etcd (tests/harness), each node's
+processes in a cgroup of their own so the leader can be partitioned by iptables
+REJECT or DROP rules (tests/harness/netcut.py; root), 3 writer clients recording every
 acknowledged id, probes every ~100 ms of which nodes commit a write and which
 answer /primary 200, the seeded faults one after another (each held for 2 ttl,
 then healed and the cluster left to settle), and at the end every acknowledged

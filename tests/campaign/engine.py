@@ -6,11 +6,12 @@ the end a look-up of every acknowledged id.
 Used by tests/campaign (a few faults, safety properties only) and by
 bench/campaign.py (every fault, Howdah beside Patroni, figures).
 
-Every node reaches etcd, and is reached by its peers, through TCP proxies
-(tests/harness/proxy.py), so a partition of one node is a cut of its proxies:
-``drop`` stands for an iptables DROP rule, ``refuse`` for REJECT.  Writers and
-probes connect to the real ports: they are clients that still reach the
-partitioned node, the ones a split brain would hurt.
+A partition of the leader is made in the kernel (tests/harness/netcut.py): each
+node's processes (agent, PostgreSQL, Howdah's fence) run in a cgroup of their
+own, and iptables rules REJECT (TCP reset) or DROP every connection between the
+leader and etcd or its peers, established ones included.  Writers and probes run
+outside the nodes' cgroups: they are clients that still reach the partitioned
+node, the ones a split brain would hurt.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from harness import LocalCluster
+from harness.netcut import NetCut
 from harness.node import AgentNode
-from harness.proxy import TcpProxy
 
 MODES: dict[str, dict[str, Any]] = {
     "async": {},
@@ -249,7 +250,7 @@ class Campaign:
         self.hold = hold if hold is not None else 2.0 * ttl  # a fault outlasts the lease
         self.rng = random.Random(seed)
         self.log = log
-        self.proxies: dict[str, dict[str, TcpProxy]] = {}
+        self.net: NetCut | None = None
         self.marks: list[tuple[str, float, float]] = []  # fault, applied, healed
 
     # --- setup ---------------------------------------------------------------
@@ -261,18 +262,30 @@ class Campaign:
                             retry_timeout=t["retry_timeout"], extra=extra, start_agents=False)
 
     def _wire(self, c: LocalCluster) -> None:
+        """Each node in a cgroup of its own from its first start on (its
+        connections are marked from then on: see harness/netcut.py)."""
+        if not any(f.startswith("partition_") for f in self.faults):
+            return
         assert c.etcd is not None
         etcd_port = int(c.etcd.host_port.rsplit(":", 1)[1])
+        net = self.net = NetCut({n.name: (n.api_port, n.pg_port) for n in c.nodes}, [etcd_port])
         for node in c.nodes:
-            p_etcd, p_api, p_pg = c.ports.take_many(3)
-            self.proxies[node.name] = {
-                "etcd": TcpProxy(p_etcd, etcd_port).start(),
-                "api": TcpProxy(p_api, node.api_port).start(),
-                "pg": TcpProxy(p_pg, node.pg_port).start(),
-            }
-            node.config[node.spec.dcs]["hosts"] = [f"127.0.0.1:{p_etcd}"]
-            node.config["restapi"]["connect_address"] = f"127.0.0.1:{p_api}"
-            node.config["postgresql"]["connect_address"] = f"127.0.0.1:{p_pg}"
+            def start(node: AgentNode = node, plain: Callable[[], None] = node.start) -> None:
+                plain()
+                assert node.proc is not None
+                net.enroll(node.name, [node.proc.pid])  # before it opened any connection
+            setattr(node, "start", start)
+
+    def _partition(self, node: AgentNode, how: str) -> Callable[[], None]:
+        assert self.net is not None
+        from harness import procs
+        self.net.enroll(node.name, procs.pids_under(node.workdir))  # none should be missing
+        pids = [p for p in (node.agent_pid, node.postmaster_pid()) if p]
+        outside = [p for p in pids if not self.net.member(node.name, p)]
+        if outside:
+            self.log(f"partition: pids {outside} of {node.name} not in its cgroup")
+        self.net.cut(node.name, how)
+        return self.net.heal
 
     def settle(self, c: LocalCluster, timeout: float = 240) -> AgentNode:
         """A leader with one streaming replica (what every mode needs to take
@@ -333,14 +346,7 @@ class Campaign:
             victim.kill9()
             return lambda: self._restart(victim)
         if fault in ("partition_leader_reject", "partition_leader_drop"):
-            cut = "refuse" if fault.endswith("reject") else "drop"
-            mine = self.proxies[leader.name]
-            for proxy in mine.values():
-                getattr(proxy, cut)()
-            def heal() -> None:
-                for proxy in mine.values():
-                    proxy.heal()
-            return heal
+            return self._partition(leader, fault.rsplit("_", 1)[1])
         if fault == "full_restart":
             for node in c.nodes:
                 node.stop_sigterm(120)
@@ -393,9 +399,8 @@ class Campaign:
                 self.log("campaign failed; cluster logs:\n" + c.dump_logs(60))
                 raise
             finally:
-                for group in self.proxies.values():
-                    for proxy in group.values():
-                        proxy.close()
+                if self.net is not None:
+                    self.net.close()
         res.duration = time.monotonic() - begun
         return res
 
