@@ -31,6 +31,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
+from .procs import alive
+
 TAG = "howdah-netcut"
 _runs = itertools.count(1)
 
@@ -105,21 +107,11 @@ def _release(cgroup: Path) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def purge_stale(own: bool = False) -> list[str]:
     """Remove the rules and cgroups of runs whose process is gone (and, with
     own=True, those of this process: a finalizer's sweep); their tags."""
     def stale(pid: int) -> bool:
-        return (own and pid == os.getpid()) or not _alive(pid)
+        return (own and pid == os.getpid()) or not alive(pid)
     gone: set[str] = set()
     for table in ("filter", "mangle"):
         for tag, spec in _tagged_rules(table):
