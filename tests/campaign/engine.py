@@ -240,7 +240,7 @@ class _NodeWorker:
 class Campaign:
     def __init__(self, kind: str = "howdah", mode: str = "async", seed: int = 1,
                  faults: list[str] | None = None, ttl: int = 8, loop_wait: int = 1,
-                 retry_timeout: int = 3, hold: float | None = None,
+                 retry_timeout: int = 3, hold: float | None = None, gap: float = 2.0,
                  log: Callable[[str], None] = lambda s: None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}")
@@ -248,6 +248,7 @@ class Campaign:
         self.faults = list(faults if faults is not None else FAULTS)
         self.timing = {"ttl": ttl, "loop_wait": loop_wait, "retry_timeout": retry_timeout}
         self.hold = hold if hold is not None else 2.0 * ttl  # a fault outlasts the lease
+        self.gap = gap  # steady state between a fault's recovery and the next fault
         self.rng = random.Random(seed)
         self.log = log
         self.net: NetCut | None = None
@@ -387,7 +388,7 @@ class Campaign:
                         healed = time.monotonic()
                         self.marks.append((fault, applied, healed))
                         self.settle(c)
-                        time.sleep(2)
+                        time.sleep(self.gap)
                 finally:
                     writers.stop()
                     prober.stop()

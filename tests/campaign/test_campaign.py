@@ -12,7 +12,7 @@ from engine import Campaign
 
 pytestmark = pytest.mark.local
 
-FAST = {"ttl": 8, "loop_wait": 1, "retry_timeout": 3}
+FAST = {"ttl": 8, "loop_wait": 1, "retry_timeout": 3, "gap": 1.0}
 
 
 def run(mode: str, faults: list[str]) -> None:
