@@ -49,6 +49,18 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def stalls(results: list[Result]) -> str:
+    """Per fault, the longest stall without a writable primary of each run."""
+    cols = [f"{r.kind} {r.mode}" for r in results]
+    lines = ["| fault | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    faults = list(dict.fromkeys(k for r in results for k in r.longest_no_writer))
+    for f in faults:
+        cells = [f"{r.longest_no_writer[f]:.1f}" if f in r.longest_no_writer else "-"
+                 for r in results]
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--agents", default="howdah,patroni")
@@ -90,6 +102,8 @@ def main() -> int:
                        for r in results], "errors": errors}
     (out / f"campaign-{stamp}.json").write_text(json.dumps(doc, indent=1))
     print(table(results))
+    print()
+    print(stalls(results))
     for e in errors:
         print(f"error: {e}")
     return 1 if errors else 0
