@@ -127,6 +127,15 @@ def logs_in(port: int, password: str) -> bool:
         return False
 
 
+MARK_HBA = "host all all 192.0.2.1/32 reject"  # only in the new cluster's bootstrap.pg_hba
+
+
+def hba_rules(path: Path) -> list[str]:
+    """The rules of a pg_hba.conf: its lines less comments and blank ones, spaces folded."""
+    return [" ".join(line.split()) for line in path.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
 def as_postgres(path: Path) -> None:
     if os.geteuid() == 0:
         shutil.chown(path, "postgres", "postgres")
@@ -208,6 +217,8 @@ def test_custom_bootstrap_method(kind: str, scenario: str, source: Source, patro
             value = value.format(**fill)
         spec[key] = value
     node.config["bootstrap"].update(method="copy", copy=spec)
+    node.config["bootstrap"]["pg_hba"] = [*node.config["bootstrap"]["pg_hba"], MARK_HBA]
+    restored = hba_rules(source.staging / "pg_hba.conf")  # what the method copies
     cluster.start_agents()
 
     def found() -> Any:
@@ -253,3 +264,13 @@ def test_custom_bootstrap_method(kind: str, scenario: str, source: Source, patro
     # the passwords: the configured superuser password is set on what was restored
     assert logs_in(leader.pg_port, SUPERUSER[1])
     assert not logs_in(leader.pg_port, SOURCE_PW)
+    # pg_hba.conf: bootstrap.pg_hba appended to the file the method restored (no
+    # postgresql.pg_hba manages it), and left so by later starts
+    want_hba = restored + node.config["bootstrap"]["pg_hba"]
+    assert hba_rules(node.data_dir / "pg_hba.conf") == want_hba
+    if scenario == "clone a running cluster":
+        assert node.stop_sigterm(120) == 0
+        node.start()
+        wait_until(lambda: cluster.leader() is node, 180, what=f"{kind} leads again",
+                   details=cluster.dump_logs)
+        assert hba_rules(node.data_dir / "pg_hba.conf") == want_hba

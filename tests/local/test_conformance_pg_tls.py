@@ -80,6 +80,12 @@ def test_a_cluster_forms_with_hostssl_clientcert_verify_ca(
         cluster = local_cluster(2, kind=kind, extra=extra, dcs="etcd3", **FAST)
         leader = cluster.wait_leader(timeout=180)
         assert ran.exists(), "post_bootstrap could not connect with the URL it was given"
+        rules = [" ".join(line.split()) for line in (leader.data_dir / "pg_hba.conf")
+                 .read_text().splitlines() if line.strip() and not line.startswith("#")]
+        if kind == "howdah":  # different on purpose: bootstrap.pg_hba alone after initdb
+            assert rules == HBA, rules
+        else:  # Patroni appends it to initdb's file, whose trust lines match first
+            assert rules[-len(HBA):] == HBA and "host all all 127.0.0.1/32 trust" in rules, rules
         replica = next(n for n in cluster.nodes if n is not leader)
         wait_until(lambda: replica.role() == "replica" and
                    (replica.api("/replica")[0] == 200), 240,

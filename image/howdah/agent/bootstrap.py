@@ -28,12 +28,24 @@ class Bootstrapper:
         self.failure: str | None = None  # why the last bootstrap failed
         self.moved_to: str | None = None  # where its data directory was moved
 
+    def added_hba(self) -> tuple[str, ...]:
+        """bootstrap.pg_hba, when no postgresql.pg_hba (local or bootstrap.dcs) manages
+        the file: it is for the bootstrap only (later starts leave pg_hba.conf alone)."""
+        dyn_pg = (self.cfg.get("dcs") or {}).get("postgresql") or {}
+        hba = self.cfg.get("pg_hba")
+        if not hba or self.pg.cfg.get("pg_hba") or dyn_pg.get("pg_hba"):
+            return ()
+        return tuple(str(line) for line in hba)
+
     def settings(self) -> Settings:
+        """After initdb (and for a standby cluster) pg_hba.conf is bootstrap.pg_hba alone
+        (a deliberate difference: Patroni appends it to initdb's file, whose `trust` lines
+        come first); a custom method's file gets it appended (finish_bootstrapped)."""
         dyn = dict(self.cfg.get("dcs") or {})
         local_pg = dict(self.pg.cfg)
-        hba = self.cfg.get("pg_hba")
-        if hba and not local_pg.get("pg_hba") and not (dyn.get("postgresql") or {}).get("pg_hba"):
-            local_pg["pg_hba"] = hba
+        method = str(self.cfg.get("method") or "initdb")
+        if self.added_hba() and (method == "initdb" or dyn.get("standby_cluster")):
+            local_pg["pg_hba"] = list(self.added_hba())
         return build_settings(dyn, local_pg)
 
     def _fail(self, cause: str) -> bool:
@@ -94,7 +106,7 @@ class Bootstrapper:
             url = pgboot.local_url(pg.db.params)
             if not pgboot.run_post_bootstrap(str(post), url, pg.pgpass):
                 return self._fail(f"post_bootstrap {post!r} failed")
-        if method != "initdb" and not pg.finish_bootstrapped(settings):
+        if method != "initdb" and not pg.finish_bootstrapped(settings, self.added_hba()):
             return self._fail(f"postgres did not come back with the configured settings after "
                               f"bootstrap method {method}")
         snap = pg.db.snapshot()

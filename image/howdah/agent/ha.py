@@ -107,11 +107,9 @@ class Agent:
         # seen), else bootstrap.dcs, as Patroni
         dyn = view.config if view.config else \
             (self.dynamic_cache.saved or self.cfg.bootstrap.get("dcs") or {})
-        local_pg = dict(self.cfg.postgresql)
-        hba = self.cfg.bootstrap.get("pg_hba")
-        if hba and not local_pg.get("pg_hba") and not (dyn.get("postgresql") or {}).get("pg_hba"):
-            local_pg["pg_hba"] = hba
-        return build_settings(dyn, local_pg)
+        # bootstrap.pg_hba is the bootstrap's (agent/bootstrap.py): as in Patroni, later
+        # starts write pg_hba.conf only from postgresql.pg_hba (local or dynamic)
+        return build_settings(dyn, dict(self.cfg.postgresql))
 
     def ask_reload(self) -> None:
         """SIGHUP (a signal handler: only a flag and a wake-up)."""

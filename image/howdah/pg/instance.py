@@ -229,16 +229,18 @@ class Instance:
         # wait_promoted follows the recovery from here
         return ctl.start(self.paths, 3600) or ctl.is_running(self.paths)
 
-    def finish_bootstrapped(self, settings: Settings) -> bool:
-        """After a custom bootstrap's roles are set: the configured pg_hba (or the one the
-        method restored, when none is configured), postgresql.conf without recovery
+    def finish_bootstrapped(self, settings: Settings, added_hba: tuple[str, ...] = ()) -> bool:
+        """After a custom bootstrap's roles are set: the configured pg_hba (or, when none
+        is configured, the one the method restored with added_hba - bootstrap.pg_hba -
+        appended, as Patroni appends it), postgresql.conf without recovery
         settings, no signal file and no recovery setting in postgresql.auto.conf;
         restarted where hot_standby was turned off, else reloaded; then a new
         connection, with the configured password."""
         data = self.paths.data_dir
         self._write_files(settings, None, standby=False)
         if not settings.pg_hba and self._tool_hba is not None:
-            conf.atomic_write(data / "pg_hba.conf", self._tool_hba)
+            added = "\n" + "\n".join(added_hba) + "\n" if added_hba else ""
+            conf.atomic_write(data / "pg_hba.conf", self._tool_hba + added)
         removed = conf.strip_auto_conf_recovery(data)
         if removed:
             log.info("bootstrap: removed %s from postgresql.auto.conf", ", ".join(removed))
