@@ -269,7 +269,7 @@ def test_the_cached_dynamic_config_is_written_back_when_the_dcs_lost_it(
                .get("maximum_lag_on_failover") == 7777, 60, what="the change in the cache")
 
     def config() -> dict[str, Any]:
-        return json.loads(cluster.dcs_key("config") or "{}")
+        return cluster.dcs_json("config")
 
     # deleted while the leader runs: written back from what it goes by
     delete_key(cluster, "config")
