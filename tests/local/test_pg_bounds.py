@@ -14,6 +14,11 @@ leads, the old primary is gone and can never wake up writable.  Patroni's loop
 waits on the frozen server; its postgres is still there, frozen, when the other
 member took over (it would take writes again if it woke up before Patroni's loop
 demotes it), so for Patroni only the takeover is asserted.
+
+A query that waits on the server is bounded too: a permanent logical slot added
+while a transaction with an xid stays open cannot be created until it ends
+(pg_create_logical_replication_slot waits for it).  The leader keeps its lease
+all along, and the slot exists once the transaction ends.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg2
 import pytest
 
 from harness import LocalCluster, procs, wait_until
@@ -31,6 +37,8 @@ pytestmark = [pytest.mark.local, pytest.mark.timeout(600)]
 # expires at 30 s, so Howdah's stop (SIGQUIT twice, then SIGKILL) ends before expiry
 TIMING: dict[str, Any] = {"ttl": 30, "loop_wait": 2, "retry_timeout": 5}
 KINDS = [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"]
+FAST: dict[str, Any] = {"ttl": 20, "loop_wait": 2, "retry_timeout": 5}
+LOGICAL = {"type": "logical", "database": "postgres", "plugin": "test_decoding"}
 
 
 def _postgres_pids(node: Any) -> list[int]:
@@ -71,3 +79,37 @@ def test_leader_with_frozen_postgres(kind: str, request: pytest.FixtureRequest,
         for pid in frozen:
             procs.signal_pid(pid, signal.SIGCONT)
     wait_until(new.is_writable, 60, what=f"{kind}: the new leader takes writes")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_slot_waiting_for_an_open_transaction_does_not_cost_the_lease(
+        kind: str, request: pytest.FixtureRequest,
+        local_cluster: Callable[..., LocalCluster]) -> None:
+    if kind == "patroni":
+        request.getfixturevalue("patroni_venv")
+    cluster = local_cluster(2, kind=kind, **FAST, extra={"bootstrap": {"dcs": {
+        "postgresql": {"parameters": {"wal_level": "logical"}}}}})
+    leader = cluster.wait_leader(180)
+    cluster.wait_streaming(1, 300)
+    blocker = leader.connect()
+    blocker.autocommit = False
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("SELECT txid_current()")  # an open transaction with an xid
+        code, _ = leader.api("/config", "PATCH", {"slots": {"late_log": LOGICAL}})
+        assert code == 200, kind
+        until = time.monotonic() + FAST["ttl"] * 1.5  # the lease would have run out
+        while time.monotonic() < until:
+            holder = cluster.dcs_key("leader")
+            assert holder == leader.name, (f"{kind}: the leader lost its lock ({holder}) while "
+                                           f"a slot creation waited\n{cluster.dump_logs()}")
+            time.sleep(1)
+    finally:
+        try:
+            blocker.rollback()
+        except psycopg2.Error:
+            pass  # its server was stopped (before the fix: fenced, the loop blocked)
+        blocker.close()
+    wait_until(lambda: bool(leader.sql("SELECT 1 FROM pg_replication_slots WHERE "
+                                       "slot_name = 'late_log'")), 60,
+               what=f"{kind}: the slot once the transaction ended", details=cluster.dump_logs)
