@@ -155,16 +155,10 @@ def test_post_failsafe(kind: str, patroni_venv: Path,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_one_node_cluster_keeps_its_primary_while_etcd_is_frozen(
-        kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
-    cluster, leader = _ready(kind, 1, local_cluster)
-    _survives_outage(cluster, leader)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_leader_and_replica_keep_their_roles_while_etcd_is_frozen(
-        kind: str, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
-    cluster, leader = _ready(kind, 2, local_cluster)
+@pytest.mark.parametrize("nodes", [1, 2], ids=["primary-alone", "leader-and-replica"])
+def test_members_keep_their_roles_while_etcd_is_frozen(
+        kind: str, nodes: int, patroni_venv: Path, local_cluster: Callable[..., LocalCluster]) -> None:
+    cluster, leader = _ready(kind, nodes, local_cluster)
     _survives_outage(cluster, leader)
 
 
