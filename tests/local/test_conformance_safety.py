@@ -12,6 +12,8 @@
   setting off its data directory is kept as it was; also when it already runs as a
   replica (of a timeline it cannot follow) when its agent starts.  Kept, with
   check_timeline on, it is no switchover candidate: POST /switchover to it fails.
+  With use_pg_rewind on (and the setting off) that running replica is stopped and
+  rewound instead: the leader's rows replace its extra one, and it streams.
 """
 from __future__ import annotations
 
@@ -136,15 +138,18 @@ def _read(cluster: LocalCluster, node: Any) -> Callable[[], str]:
 # "running": the diverged former primary is already running as a replica when its agent
 # starts (as after a start while the leader could not be asked): the timeline it replays
 # is behind the leader's, and the agent checks the running replica too.
-@pytest.mark.parametrize("mode", ["remove", "keep", "remove-running"])
+# "rewind-running": the same with use_pg_rewind on and the remove setting off: stopped,
+# rewound against the leader and started as its replica.
+@pytest.mark.parametrize("mode", ["remove", "keep", "remove-running", "rewind-running"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_diverged_timelines(kind: str, mode: str, request: pytest.FixtureRequest,
                             local_cluster: Callable[..., LocalCluster]) -> None:
     _start(kind, request)
-    remove = mode != "keep"
-    local = {"postgresql": {"use_pg_rewind": False,
+    rewind = mode == "rewind-running"
+    remove = mode in ("remove", "remove-running")
+    local = {"postgresql": {"use_pg_rewind": rewind,
                             "remove_data_directory_on_diverged_timelines": remove}}
-    dcs = {"postgresql": {"use_pg_rewind": False}, "check_timeline": True}
+    dcs = {"postgresql": {"use_pg_rewind": rewind}, "check_timeline": True}
     extra = {"bootstrap": {"dcs": dcs}, **local}
     cluster = local_cluster(2, kind=kind, **FAST, extra=extra)
     old = cluster.wait_leader(180)
@@ -164,7 +169,7 @@ def test_diverged_timelines(kind: str, mode: str, request: pytest.FixtureRequest
     _pg_ctl(old, "start", "-l", str(old.workdir / "standalone.log"))
     old.sql("INSERT INTO safety VALUES ('diverged')")
     _pg_ctl(old, "stop", "-m", "fast")
-    if mode == "remove-running":
+    if mode.endswith("-running"):
         signal_file = old.data_dir / "standby.signal"
         signal_file.touch()
         if os.geteuid() == 0:
@@ -174,9 +179,10 @@ def test_diverged_timelines(kind: str, mode: str, request: pytest.FixtureRequest
                    what="the diverged member runs as a replica")
 
     old.start()
-    if remove:
+    if remove or rewind:
+        how = "rewound against" if rewind else "cloned again from"
         wait_until(lambda: _rows(old) == {"before", "after"}, 240,
-                   what=f"{kind}: the diverged member is cloned again from {new.name}",
+                   what=f"{kind}: the diverged member is {how} {new.name}",
                    details=_read(cluster, old))
         new.sql("INSERT INTO safety VALUES ('later')")
         wait_until(lambda: "later" in _rows(old), 120, what="and streams from the new leader",

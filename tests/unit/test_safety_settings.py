@@ -117,6 +117,23 @@ def test_a_running_replica_that_diverged_is_cloned_again_only_when_allowed() -> 
     assert decide(view, me, (), standby, NOW).goal != Goal.REINIT_REQUESTED
 
 
+def test_a_running_replica_that_diverged_is_rewound_with_pg_rewind_on() -> None:
+    """As Patroni: with use_pg_rewind on it is stopped and rewound against the
+    leader (also when the remove setting is on: rewinding comes first)."""
+    view = ClusterView(initialize="42", leader=Leader("a", 5), members=members(), optime=100,
+                       history=HISTORY)
+    me = LocalState(name="b", pg=replica(tl=1), diverged=True)
+    for remove in (False, True):
+        s = Settings(use_pg_rewind=True, remove_data_directory_on_diverged_timelines=remove)
+        d = decide(view, me, (), s, NOW)
+        assert (d.goal, d.reason, d.target) == (Goal.REWIND, Reason.DIVERGED, "a")
+    s = Settings(use_pg_rewind=True)
+    assert decide(view, replace(me, diverged=None), (), s, NOW).goal == Goal.REPLICATE
+    # the leader not running yet: kept streaming-attempting until it does
+    down = tuple(replace(m, state="starting") if m.name == "a" else m for m in members())
+    assert decide(replace(view, members=down), me, (), s, NOW).goal != Goal.REWIND
+
+
 def test_check_timeline_rules_out_switchover_candidates_behind_the_cluster() -> None:
     """As Patroni's is_failover_possible: with check_timeline a replica whose
     timeline is behind /history's is no candidate for a switchover."""

@@ -24,7 +24,7 @@ from howdah.core.quorum import plan as quorum_plan
 from howdah.core.sync import candidates as sync_candidates
 from howdah.core.sync import plan as sync_plan
 from howdah.core.sync import ssn_value
-from howdah.core.transitions import Decision
+from howdah.core.transitions import Decision, Reason
 from howdah.dcs.base import Dcs
 from howdah.pg import clone, conf
 from howdah.pg import slots as pgslots
@@ -606,6 +606,9 @@ class Executor:
         settings = self.settings
 
         def work() -> bool:
+            if d.reason == Reason.DIVERGED:  # a running replica: pg_rewind needs a clean stop
+                log.warning("stopping postgres to rewind it against %s", d.target)
+                self.pg.stop("fast", timeout=60)
             ok = self.pg.rewind(url)
             self.mem.rewind_failed = not ok
             # "no rewind required" leaves the control file as it was, so start

@@ -409,10 +409,12 @@ class Agent:
         that replayed WAL the new leader never had, keeps retrying a timeline
         it cannot follow.  An unknown answer (None: the leader's timeline or
         history not readable yet) is asked again every cycle, while the
-        condition holds."""
+        condition holds.  With use_pg_rewind on, a running replica is checked
+        even with the remove setting off: a diverged one is rewound (as Patroni)."""
         s = self.settings
         leader = view.leader_member
-        if not s.remove_data_directory_on_diverged_timelines or s.standby_cluster is not None \
+        remove = s.remove_data_directory_on_diverged_timelines
+        if not (remove or (s.use_pg_rewind and pg.running)) or s.standby_cluster is not None \
                 or task is not None or not self.mem.dcs_ok or leader is None \
                 or leader.name == self.cfg.name or not leader.conn_url \
                 or leader.role not in ("primary", "master"):

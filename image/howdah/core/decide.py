@@ -370,6 +370,14 @@ def _follower(view: ClusterView, local: LocalState, settings: Settings) -> Decis
     pg = local.pg
     if pg.running and not pg.in_recovery:
         return Decision(G.DEMOTE, R.LOST_LOCK, f"demoting: {leader} holds the lock", target=leader)
+    if pg.running and local.diverged and settings.use_pg_rewind \
+            and settings.standby_cluster is None:
+        # as Patroni: stopped cleanly, then pg_rewind against the leader (preferred
+        # to cloning again when both are on, as there)
+        leader_m = view.leader_member
+        if leader_m is not None and leader_m.state == "running" and leader_m.conn_url:
+            return Decision(G.REWIND, R.DIVERGED, f"replaying a timeline that diverged from "
+                            f"{leader}'s: stopping to rewind and follow it", target=leader)
     if pg.running and local.diverged and settings.remove_data_directory_on_diverged_timelines \
             and settings.standby_cluster is None:
         # it replays a timeline the leader left before this node's position: it
