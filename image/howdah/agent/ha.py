@@ -35,6 +35,7 @@ from howdah.pg.instance import Instance
 
 log = logging.getLogger("howdah.ha")
 EAGER_GOALS = {Goal.WAIT_BOOTSTRAP, Goal.WAIT_LEADER, Goal.STAY_BEHIND}
+RELOADED_PG = ("parameters", "pg_hba")  # the local postgresql keys a reload takes
 SLOT_GOALS = {Goal.REPLICATE, Goal.FOLLOW}  # a replica keeps its slots in these
 
 
@@ -47,6 +48,7 @@ class Agent:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pg = Instance(cfg.name, cfg.postgresql, cfg.scope)
+        self.local_pg = dict(cfg.postgresql)  # parameters and pg_hba: read again on reload
         self.dynamic_cache = DynamicCache(self.pg.paths.data_dir)
         self.dynamic_cache.load()
         self.settings = self._settings(ClusterView())
@@ -109,7 +111,7 @@ class Agent:
             (self.dynamic_cache.saved or self.cfg.bootstrap.get("dcs") or {})
         # bootstrap.pg_hba is the bootstrap's (agent/bootstrap.py): as in Patroni, later
         # starts write pg_hba.conf only from postgresql.pg_hba (local or dynamic)
-        return build_settings(dyn, dict(self.cfg.postgresql))
+        return build_settings(dyn, self.local_pg)
 
     def ask_reload(self) -> None:
         """SIGHUP (a signal handler: only a flag and a wake-up)."""
@@ -119,10 +121,24 @@ class Agent:
     def reload_local(self) -> None:
         """On SIGHUP and POST /reload, as Patroni: read the YAML (and PATRONI_*) again
         and take its tags, logging their conflicts again; a file that no longer
-        loads is logged and the running configuration kept."""
+        loads is logged and the running configuration kept.  The local
+        postgresql.parameters and pg_hba are taken too: the RELOAD that follows
+        writes them and reloads postgres (restart-only ones then show pending_restart)."""
         try:
             cfg = load(self.config_path)
-        except ConfigError as exc:
+            local_pg = {k: v for k, v in self.local_pg.items() if k not in RELOADED_PG}
+            local_pg.update({k: cfg.postgresql[k] for k in RELOADED_PG if k in cfg.postgresql})
+            if local_pg != self.local_pg:
+                old, self.local_pg = self.local_pg, local_pg
+                try:
+                    self.settings = self._settings(self.mem.view)
+                except SettingsError:
+                    self.local_pg = old
+                    raise
+                log.info("reload: the local postgresql parameters/pg_hba were read again")
+                for note in self.settings.notes:
+                    log.warning("config: %s", note)
+        except (ConfigError, SettingsError) as exc:
             log.error("reload: config error: %s; keeping the running configuration", exc)
             return
         for warning in tag_conflicts(cfg.tags):

@@ -152,10 +152,19 @@ def check_parameters(value: Any, field_name: str = "postgresql.parameters") -> M
     return value
 
 
+# what must be the same on every member: the local config cannot set them (as in Patroni)
+DCS_ONLY_PARAMETERS = frozenset((
+    "max_connections", "max_locks_per_transaction", "max_worker_processes",
+    "max_prepared_transactions", "wal_level", "track_commit_timestamp", "max_wal_senders",
+    "max_replication_slots", "wal_keep_segments", "wal_keep_size", "wal_log_hints",
+    "hot_standby"))
+
+
 def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> Settings:
     """Merge the DCS config with the local `postgresql` section.
 
-    Local `postgresql.parameters` win over the DCS ones, as in Patroni.
+    Local `postgresql.parameters` win over the DCS ones, as in Patroni, except
+    DCS_ONLY_PARAMETERS (the DCS's or the defaults count).
     """
     notes: list[str] = []
     ttl = _int(dynamic, "ttl", 3, notes)
@@ -167,7 +176,12 @@ def build_settings(dynamic: Mapping[str, Any], local_pg: Mapping[str, Any]) -> S
     if not isinstance(dyn_pg, Mapping):
         raise SettingsError("postgresql", "must be a mapping")
     params: dict[str, Any] = dict(check_parameters(dyn_pg.get("parameters")))
-    params.update(check_parameters(local_pg.get("parameters")))
+    for name, value in check_parameters(local_pg.get("parameters")).items():
+        if name.lower() in DCS_ONLY_PARAMETERS:
+            notes.append(f"postgresql.parameters.{name} is ignored in the local config: "
+                         "set it in the DCS config (patronictl edit-config), as in Patroni")
+        else:
+            params[name] = value
     hba = local_pg.get("pg_hba") or dyn_pg.get("pg_hba") or ()
 
     def flag(key: str, default: bool) -> bool:
