@@ -15,7 +15,8 @@ YAML for Patroni (bench/.venv-patroni) and Howdah, the same assertions.
 * a manual failover whose candidate died falls back to the ordinary race;
 * ``patroni.dynamic.json`` is read back: a leader writes the config key back when the
   DCS lost it, and an agent started while there is none goes by the cache;
-* POST /reload takes the local postgresql.parameters (restart-only ones: pending_restart;
+* POST /reload takes the local postgresql.parameters (restart-only ones: pending_restart
+  and pending_restart_reason, in the API, the member key and both ctl lists, until a restart;
   max_connections & co. only from the DCS); a broken file is logged, the agent runs on.
 """
 from __future__ import annotations
@@ -299,10 +300,10 @@ def test_reload_takes_the_local_postgresql_parameters(
         local_cluster: Callable[..., LocalCluster]) -> None:
     """POST /reload reads the YAML's postgresql.parameters and pg_hba again and applies
     them: work_mem is in force (SHOW), pg_hba.conf is rewritten, a restart-only one (shared_buffers) shows
-    pending_restart; a file that no longer parses is logged and the agent keeps running
-    with what it had."""
-    if kind == "patroni":
-        request.getfixturevalue("patroni_venv")
+    pending_restart with pending_restart_reason (GET /patroni, /cluster, the member key,
+    patronictl and howdahctl list), gone after a restart; a file that no longer parses is
+    logged and the agent keeps running with what it had."""
+    request.getfixturevalue("patroni_venv")  # patronictl lists the Howdah cluster too
     cluster = local_cluster(1, kind=kind, **FAST)
     node = cluster.wait_leader(180)
     assert node.sql("SHOW work_mem") == [("4MB",)]
@@ -325,9 +326,24 @@ def test_reload_takes_the_local_postgresql_parameters(
     assert node.sql("SHOW max_connections") == [("50",)]
     assert node.sql("SELECT name FROM pg_settings WHERE pending_restart") == [("shared_buffers",)]
     assert node.sql("SHOW shared_buffers") == [("16MB",)]
-    if kind == "patroni":  # Howdah does not publish the reason (README, Not yet the same)
-        assert node.api("/patroni")[1]["pending_restart_reason"] == \
-            {"shared_buffers": {"old_value": "16MB", "new_value": "24MB"}}
+    # which parameter and its values, in the greatest exact unit (not 3072 8kB pages), in
+    # GET /patroni, GET /cluster and the member key, as Patroni 4.1.5 publishes them
+    reason = {"shared_buffers": {"old_value": "16MB", "new_value": "24MB"}}
+    assert node.api("/patroni")[1]["pending_restart_reason"] == reason
+    wait_until(lambda: member_key(cluster, node.name).get("pending_restart_reason") == reason,
+               60, what=f"{kind} publishes the reason in the member key",
+               details=lambda: json.dumps(member_key(cluster, node.name)))
+    assert member_key(cluster, node.name)["pending_restart"] is True
+    assert node.api("/cluster")[1]["members"][0]["pending_restart_reason"] == reason
+    for text in (patronictl(node, "list"), howdahctl(node, "list")):  # from the member key
+        assert "Pending restart reason" in text and "shared_buffers: 16MB->24MB" in text, text
+    # a restart takes the new value; flag and reason are gone from the API and the DCS
+    assert node.api("/restart", "POST", {})[0] == 200
+    assert node.sql("SHOW shared_buffers") == [("24MB",)]
+    wait_until(lambda: not {"pending_restart", "pending_restart_reason"}
+               & (set(node.api("/patroni")[1]) | set(member_key(cluster, node.name))),
+               60, what=f"{kind} drops pending_restart after the restart",
+               details=lambda: json.dumps(member_key(cluster, node.name)))
 
     # a broken file: logged, the agent keeps running as it was
     node.config_path.write_text("postgresql: [unclosed\n")

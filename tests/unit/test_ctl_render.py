@@ -133,3 +133,20 @@ def test_scheduled_restart_column_as_patronictl_and_tags_column_only_with_tags()
     assert "Scheduled restart" not in render(snapshot())
     bare = build_view({"leader": ("n1", 1), "members/n1": (member("n1", 5431, role="primary"), 2)}, 3)
     assert "Tags" not in render(Snapshot(bare, "demo"))
+
+
+def test_pending_restart_reason_column_lists_each_parameter_on_its_own_line() -> None:
+    snap = snapshot()
+    data = dict(snap.member_data)
+    data["n3"] = {**data["n3"], "pending_restart": True, "pending_restart_reason": {
+        "shared_buffers": {"old_value": "16MB", "new_value": "24MB"},
+        "max_connections": {"old_value": "50", "new_value": "60"},
+        "shared_preload_libraries": {"old_value": "", "new_value": "x" * 40}}}
+    text = render(Snapshot(snap.view, snap.scope, data, {}))
+    lines = text.splitlines()
+    assert "Pending restart reason" in lines[1]
+    assert len({len(ln) for ln in lines if ln.startswith(("+", "|"))}) == 1, text
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("| n3 "))
+    assert "shared_buffers: 16MB->24MB" in lines[first]
+    assert "max_connections: 50->60" in lines[first + 1]
+    assert "shared_preload_libraries: [hidden - too long]" in lines[first + 2]

@@ -61,6 +61,8 @@ def member_json(name: str, conn_url: str, api_url: str, mem: Memory, pg: PgStatu
         data["tags"] = shown
     if pending_restart:
         data["pending_restart"] = True
+        if snap is not None and snap.pending_restart_reason:
+            data["pending_restart_reason"] = dict(snap.pending_restart_reason)
     if mem.scheduled_restart:
         data["scheduled_restart"] = dict(mem.scheduled_restart)
     if paused:
@@ -91,6 +93,7 @@ def node_status(name: str, scope: str, mem: Memory, pg: PgStatus, snap: Snapshot
         postmaster_start_time=snap.start_time if snap else None,
         system_identifier=pg.sysid,
         pending_restart=snap.pending_restart if snap else False,
+        pending_restart_reason=dict(snap.pending_restart_reason) if snap else {},
         pause=settings.pause,
         cluster_unlocked=view.leader is None,
         dcs_last_seen=int(mem.dcs_last_seen),

@@ -89,6 +89,8 @@ def cluster_json(read: ClusterRead, scope: str,
             doc["timeline"] = m.timeline
         if data.get("pending_restart"):
             doc["pending_restart"] = True
+            if data.get("pending_restart_reason"):
+                doc["pending_restart_reason"] = data["pending_restart_reason"]
         restart = (scheduled_restarts or {}).get(m.name) or data.get("scheduled_restart")
         if restart:
             doc["scheduled_restart"] = restart

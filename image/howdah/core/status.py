@@ -67,6 +67,8 @@ class NodeStatus:
     postmaster_start_time: str | None = None
     system_identifier: str | None = None
     pending_restart: bool = False
+    # name -> {old_value, new_value} of each parameter waiting for a restart (as Patroni)
+    pending_restart_reason: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
     # The scheduled restart as published in the member key, or None
     scheduled_restart: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
     pause: bool = False
@@ -100,6 +102,8 @@ class NodeStatus:
         # Defensive copies: the caller may keep mutating its own dicts, and a
         # list given for a tuple field would make the snapshot unhashable.
         object.__setattr__(self, "tags", dict(self.tags))
+        object.__setattr__(self, "pending_restart_reason",
+                           {k: dict(v) for k, v in self.pending_restart_reason.items()})
         object.__setattr__(self, "replication", tuple(dict(r) for r in self.replication))
         object.__setattr__(self, "sync_standbys", tuple(self.sync_standbys))
 
@@ -224,6 +228,9 @@ class NodeStatus:
             doc["database_system_identifier"] = self.system_identifier
         if self.pending_restart:
             doc["pending_restart"] = True
+            if self.pending_restart_reason:
+                doc["pending_restart_reason"] = {k: dict(v) for k, v in
+                                                 self.pending_restart_reason.items()}
         if self.scheduled_restart:  # as Patroni: without the postmaster start time
             doc["scheduled_restart"] = {k: v for k, v in self.scheduled_restart.items()
                                         if k != "postmaster_start_time"}

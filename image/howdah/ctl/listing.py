@@ -78,6 +78,17 @@ def scheduled_text(data: Mapping[str, Any]) -> str:
     return text
 
 
+def reason_text(data: Mapping[str, Any]) -> str:
+    """pending_restart_reason as patronictl shows it: a line 'name: old->new' per parameter,
+    '[hidden - too long]' for a line longer than 50 characters."""
+    lines = []
+    for name, values in (data.get("pending_restart_reason") or {}).items():
+        if isinstance(values, dict):
+            text = f"{name}: {values.get('old_value', '')}->{values.get('new_value', '')}"
+            lines.append(text if len(text) <= 50 else f"{name}: [hidden - too long]")
+    return "\n".join(lines)
+
+
 def member_rows(snap: Snapshot) -> list[dict[str, Any]]:
     rows = []
     for m in snap.view.members:
@@ -90,6 +101,7 @@ def member_rows(snap: Snapshot) -> list[dict[str, Any]]:
             ("unknown" if lag is None else round(lag / MB)),
             "tags": dict(m.tags),
             "pending_restart": bool(snap.member_data.get(m.name, {}).get("pending_restart")),
+            "pending_restart_reason": reason_text(snap.member_data.get(m.name, {})),
             "scheduled_restart": scheduled_text(snap.member_data.get(m.name, {})),
         })
     return rows
@@ -99,12 +111,15 @@ def render(snap: Snapshot) -> str:
     rows = member_rows(snap)
     # as patronictl: these columns appear only when some member has a value
     pending = any(r["pending_restart"] for r in rows)
+    reasons = any(r["pending_restart_reason"] for r in rows)
     scheduled = any(r["scheduled_restart"] for r in rows)
     tagged = any(r["tags"] for r in rows)
     headers = list(HEADERS[:-1]) + (["Pending restart"] if pending else []) \
+        + (["Pending restart reason"] if reasons else []) \
         + (["Scheduled restart"] if scheduled else []) + (["Tags"] if tagged else [])
     table = [[r["member"], r["host"], r["role"], r["state"], r["timeline"] or "", r["lag_mb"]]
              + (["*" if r["pending_restart"] else ""] if pending else [])
+             + ([r["pending_restart_reason"]] if reasons else [])
              + ([r["scheduled_restart"]] if scheduled else [])
              + ([tags_text(r["tags"])] if tagged else [])
              for r in rows]

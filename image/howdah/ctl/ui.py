@@ -98,9 +98,11 @@ def wait_for(what: str, check: Callable[[], tuple[T | None, str]], timeout: floa
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
-    """A boxed text table; the title, if any, sits in the top border."""
+    """A boxed text table; the title, if any, sits in the top border. A cell with newlines
+    takes that many lines."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [max(len(part) for row in cells for part in row[i].split("\n"))
+              for i in range(len(headers))]
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     top = rule
     if title:
@@ -109,7 +111,10 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: s
             if len(label) + 2 <= len(rule) else "+" + label + "+"
 
     def line(row: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+        parts = [c.split("\n") for c in row]
+        return "\n".join("| " + " | ".join((p[i] if i < len(p) else "").ljust(w)
+                                           for p, w in zip(parts, widths)) + " |"
+                         for i in range(max(len(p) for p in parts)))
 
     out = [top, line(cells[0]), rule] + [line(r) for r in cells[1:]] + [rule]
     return "\n".join(out)

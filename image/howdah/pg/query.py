@@ -12,6 +12,8 @@ from typing import Any, Callable
 import psycopg2
 import psycopg2.extensions
 
+from howdah.pg import pending
+
 log = logging.getLogger(__name__)
 
 STATUS_SQL = """
@@ -31,7 +33,8 @@ SELECT pg_is_in_recovery(),
        pg_postmaster_start_time()::text,
        current_setting('server_version_num')::int,
        (SELECT status FROM pg_stat_get_wal_receiver()),
-       (SELECT count(*) FROM pg_settings WHERE pending_restart) > 0
+       (SELECT count(*) FROM pg_settings WHERE pending_restart) > 0,
+       """ + pending.ROWS_SQL + """
 """
 
 REPLICATION_SQL = """
@@ -55,6 +58,8 @@ class Snapshot:
     server_version: int
     receiver_status: str | None
     pending_restart: bool
+    # name -> {old_value, new_value} of what waits for a restart, as Patroni publishes it
+    pending_restart_reason: dict[str, dict[str, str]] = field(default_factory=dict)
     replication: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     # application_name -> flush LSN of each WAL sender's standby (not published)
     flushed: dict[str, int] = field(default_factory=dict)
@@ -218,6 +223,7 @@ class LocalDb:
             server_version=int(row[9]),
             receiver_status=row[10],
             pending_restart=bool(row[11]),
+            pending_restart_reason=pending.reason(row[12]),
             replication=tuple(dict(zip(cols, r[:6])) for r in repl),
             flushed={str(r[1]): int(r[6] or 0) for r in repl},
         )
