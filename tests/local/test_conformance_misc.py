@@ -344,6 +344,15 @@ def test_reload_takes_the_local_postgresql_parameters(
                & (set(node.api("/patroni")[1]) | set(member_key(cluster, node.name))),
                60, what=f"{kind} drops pending_restart after the restart",
                details=lambda: json.dumps(member_key(cluster, node.name)))
+    # the same through PATCH /config, for a parameter only the DCS config sets
+    patch = {"postgresql": {"parameters": {"max_connections": 70}}}
+    assert node.api("/config", "PATCH", patch)[0] == 200
+    reason = {"max_connections": {"old_value": "50", "new_value": "70"}}
+    wait_until(lambda: member_key(cluster, node.name).get("pending_restart_reason") == reason
+               and node.api("/patroni")[1].get("pending_restart_reason") == reason,
+               60, what=f"{kind} publishes the reason for max_connections",
+               details=lambda: json.dumps([member_key(cluster, node.name),
+                                           node.api("/patroni")[1]]))
 
     # a broken file: logged, the agent keeps running as it was
     node.config_path.write_text("postgresql: [unclosed\n")
