@@ -44,8 +44,16 @@ LOGICAL = {"type": "logical", "database": "postgres", "plugin": "test_decoding"}
 def _postgres_pids(node: Any) -> list[int]:
     """The postmaster and its children: the processes working in the data directory."""
     return [p for p in procs.pids_under(node.data_dir)
-            if Path(f"/proc/{p}/comm").read_text(errors="replace").strip().startswith("postgres")
-            and p != node.agent_pid]
+            if _comm(p).startswith("postgres") and p != node.agent_pid]
+
+
+def _comm(pid: int) -> str:
+    """The process's name, "" once it is gone (a backend may exit between the listing and
+    the read: CI 2026-12-04 failed with FileNotFoundError on /proc/<pid>/comm)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 @pytest.mark.parametrize("kind", KINDS)
