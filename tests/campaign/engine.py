@@ -61,6 +61,9 @@ class Result:
     longest_no_writer: dict[str, float] = field(default_factory=dict)  # per fault
     probes: int = 0
     duration: float = 0.0
+    # inactive slots nobody will use, left on some node a minute after the last fault
+    # (issue 11: none older than member_slots_ttl; every member is back by then)
+    stale_slots: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         stalls = ", ".join(f"{k} {v:.1f}s" for k, v in self.longest_no_writer.items())
@@ -68,7 +71,8 @@ class Result:
                 f"{len(self.lost)} lost, split-brain rounds: commit {self.split_commit_rounds} "
                 f"({self.split_commit_seconds:.1f}s), /primary {self.split_api_rounds}; "
                 f"longest time without a writable primary per fault: {stalls}; "
-                f"{self.probes} probe rounds in {self.duration:.0f}s")
+                f"{self.probes} probe rounds in {self.duration:.0f}s; "
+                f"stale slots: {', '.join(self.stale_slots) or 'none'}")
 
 
 class Writers:
@@ -401,6 +405,7 @@ class Campaign:
                 res.acked = len(writers.acked)
                 res.lost = lost_ids(leader, writers.acked)
                 self._score(res, prober.rounds)
+                res.stale_slots = self._stale_slots(c)
             except BaseException:
                 self.log("campaign failed; cluster logs:\n" + c.dump_logs(60))
                 raise
@@ -409,6 +414,15 @@ class Campaign:
                     self.net.close()
         res.duration = time.monotonic() - begun
         return res
+
+    def _stale_slots(self, c: LocalCluster, timeout: float = 60.0) -> list[str]:
+        """What is still stale once slot hygiene had `timeout` s (a cycle or two) to act."""
+        from harness.slots import stale_slots, wait_no_stale_slots
+        try:
+            wait_no_stale_slots(c, timeout)
+        except TimeoutError:
+            pass
+        return stale_slots(c)
 
     def _score(self, res: Result, rounds: list[Probe]) -> None:
         res.probes = len(rounds)

@@ -1,6 +1,7 @@
 """The short fault campaign (issue 10): Howdah only, a few seeded faults per
 mode, asserting only safety: no acknowledged write lost in synchronous modes,
-never two nodes committing writes or answering /primary 200 in one probe round.
+never two nodes committing writes or answering /primary 200 in one probe round, and no
+inactive slot left that nobody will use (issue 11).
 Figures (stalls, Patroni beside Howdah, every fault) come from bench/campaign.py."""
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def run(mode: str, faults: list[str]) -> None:
     assert result.acked > 0, "the writers never got a write acknowledged"
     assert result.split_commit_rounds == 0, f"two nodes took writes at once: {result.summary()}"
     assert result.split_api_rounds == 0, f"two nodes answered /primary 200: {result.summary()}"
+    assert not result.stale_slots, f"inactive slots nobody will use: {result.summary()}"
     if mode != "async":
         assert not result.lost, f"acknowledged writes lost: {result.lost[:20]} ({result.summary()})"
 
