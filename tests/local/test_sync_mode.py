@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from typing import Any, Callable
 
 import pytest
 
-from harness import LocalCluster
+from harness import LocalCluster, procs
+from harness.config import PG_BIN
 from harness.waiting import wait_for
+from howdah.core.timeline import parse_lsn
 
 pytestmark = pytest.mark.local
 
@@ -137,3 +140,51 @@ def test_new_leader_owns_the_sync_key_before_it_can_acknowledge_a_commit(
     assert seen is not None, "the synchronous standby never promoted\n" + c.dump_logs(40)
     assert seen.get("leader") == sync.name, f"primary while the sync key still said {seen}"
     assert c.wait_leader(60).name == sync.name
+
+
+STRICT: dict[str, Any] = {"bootstrap": {"dcs": {
+    "synchronous_mode": True, "synchronous_mode_strict": True,
+    "postgresql": {"use_pg_rewind": True}}}}
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", [pytest.param("patroni", marks=pytest.mark.patroni), "howdah"])
+def test_full_restart_the_sync_standby_leads_though_the_former_leader_is_ahead(
+        kind: str, streaming_pair: Callable[..., tuple[LocalCluster, Any, Any]]) -> None:
+    """Issue 10 (strict campaign, full_restart): the synchronous standby stopped
+    a moment before the leader, which then wrote WAL it never got (its shutdown
+    checkpoint; in the campaign also commits that waited for the standby and were
+    never acknowledged).  Started again while the former leader is still down, the
+    standby named in /sync takes the lock without waiting for it, in Patroni 4.1.5
+    as in Howdah: every acknowledged commit is on it.  The former leader then
+    rejoins as its replica (rewound)."""
+    c, leader, sync = streaming_pair(kind, ttl=10, loop_wait=1, retry_timeout=3, extra=STRICT)
+    wait_for("the standby in the sync key", lambda: c.dcs_json("sync").get("sync_standby")
+             == sync.name and c.dcs_json("sync").get("leader") == leader.name, 60)
+    leader.sql("CREATE TABLE acked (v int)")
+    leader.sql("INSERT INTO acked SELECT generate_series(1, 10)")
+    leader.freeze()  # the leader's agent can change /sync no more
+    sync.kill9()
+    ahead_from = int(leader.sql("SELECT pg_current_wal_lsn() - '0/0'")[0][0])
+    postmaster = leader.postmaster_pid()
+    assert postmaster is not None
+    os.kill(postmaster, signal.SIGINT)  # fast shutdown: a checkpoint the standby never gets
+    assert procs.wait_gone([postmaster], 60)
+    leader.kill9()
+    assert _checkpoint_lsn(leader) >= ahead_from, "the former leader wrote nothing more"
+    assert c.dcs_json("sync").get("sync_standby") == sync.name
+    sync.start()
+    wait_for(f"{kind}: {sync.name} leads", lambda: c.dcs_key("leader") == sync.name
+             and sync.api("/primary")[0] == 200, 120)
+    assert sync.sql("SELECT count(*) FROM acked") == [(10,)]
+    leader.start()
+    wait_for(f"{kind}: {leader.name} streams from {sync.name}",
+             lambda: leader.name in c.streaming(sync), 240)
+
+
+def _checkpoint_lsn(node: Any) -> int:
+    """The latest checkpoint's location in node's pg_control, in bytes."""
+    out = subprocess.run([str(PG_BIN / "pg_controldata"), str(node.data_dir)], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("Latest checkpoint location:"))
+    return parse_lsn(line.split(":", 1)[1])
