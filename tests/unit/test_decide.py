@@ -304,6 +304,45 @@ def test_former_leader_ahead_does_not_stop_the_sync_standby() -> None:
     assert d.goal == Goal.RACE
 
 
+def test_no_race_while_a_peer_runs_as_a_primary() -> None:
+    """As Patroni 4.1.5 (a member that answers as a running primary makes a
+    replica not the healthiest): a peer that still runs as a primary without the
+    lock (its agent about to take the lock back or to demote) keeps a replica
+    out of the race, whatever its WAL position; in synchronous mode the /sync
+    leader too, though its extra WAL would not stop the standby."""
+    alive = replace(peer("a", 90), role="primary")
+    for v, settings in ((view(None), S), (SYNC_VIEW, SYNC_S)):
+        d = decide(v, local("b", pg(wal=100)), [alive, peer("c", 90)], settings, NOW)
+        assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.PRIMARY_ALIVE), d.detail
+        stopped = replace(alive, running=False)
+        assert decide(v, local("b", pg(wal=100)), [stopped], settings, NOW).goal == Goal.RACE
+
+
+def test_full_restart_in_strict_mode_as_the_campaign_logged() -> None:
+    """Issue 10 campaign (strict, full_restart, 20:24:28): n1, the standby in
+    /sync, stopped before the leader n2, which then wrote 832 bytes n1 never got
+    (commits that waited for n1 and were never acknowledged, its shutdown
+    checkpoint).  n1 may take the lock, as in Patroni 4.1.5: n2 is /sync's leader
+    (its extra WAL was never acknowledged) and a peer that does not answer is not
+    waited for.  n3, not in /sync, may not; nor may n1 once /sync no longer names it."""
+    strict = replace(SYNC_S, synchronous_mode_strict=True, check_timeline=True)
+    v = ClusterView(initialize="42", leader=None, members=(), optime=0x70D88A8,
+                    history=((6, 0x69D6A18, "no recovery target specified"),),
+                    sync_leader="n2", sync_standbys=("n1",), sync_index=7)
+    n1 = local("n1", pg(wal=0x70D8568, tl=7, upstream=None))
+    n3 = PeerStatus(name="n3", reachable=True, role="replica", running=True, timeline=1,
+                    received=0x50DC268, replayed=0x50DC268)
+    for n2 in (PeerStatus(name="n2", reachable=False),
+               PeerStatus(name="n2", reachable=True, role="replica", running=True, timeline=7,
+                          received=0x70D88A8, replayed=0x70D88A8)):
+        d = decide(v, n1, [n2, n3], strict, NOW)
+        assert (d.goal, d.reason) == (Goal.RACE, Reason.HEALTHIEST), n2
+    d = decide(v, local("n3", pg(wal=0x50DC268, upstream=None)), [], strict, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.NOT_SYNC)
+    d = decide(replace(v, sync_standbys=()), n1, [], strict, NOW)
+    assert (d.goal, d.reason) == (Goal.STAY_BEHIND, Reason.NOT_SYNC)
+
+
 def test_a_node_that_cannot_fence_a_primary_does_not_lead() -> None:
     """Issue 10 item 6: with no fence (or no required watchdog) a leader stops
     writing, then lets the lock go; a replica does not race for it."""

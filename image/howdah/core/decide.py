@@ -281,6 +281,13 @@ def _no_leader(
         behind = _timeline_behind(view, local, settings)
         if behind is not None:
             return Decision(G.STAY_BEHIND, R.TIMELINE_BEHIND, behind)
+        # as Patroni: a peer still running as a primary (about to take the lock
+        # back, or to demote) keeps a replica out of the race, ahead or not
+        alive = sorted(p.name for p in peers if p.name != local.name and p.reachable
+                       and p.running and p.role in ("primary", "master"))
+        if alive:
+            return Decision(G.STAY_BEHIND, R.PRIMARY_ALIVE,
+                            f"no leader, but {', '.join(alive)} still runs as a primary")
     me = Candidate(
         name=local.name,
         reachable=True,

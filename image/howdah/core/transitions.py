@@ -180,6 +180,7 @@ class Reason(str, enum.Enum):
     NO_DATA = "no_data"
     HEALTHIEST = "healthiest"
     PEER_AHEAD = "peer_ahead"
+    PRIMARY_ALIVE = "primary_alive"
     NOT_ELIGIBLE = "not_eligible"
     LAGGING = "lagging"
     PG_DOWN = "pg_down"
