@@ -192,9 +192,12 @@ def test_replica_slot_copies_trail_the_leader_under_writes(
     """Issue 11's target "slot positions on replicas trail the primary's by at most one
     loop_wait": under writes and a consumer confirming the permanent logical slot, the
     replica's copy of it and its slot for the leader keep moving after the leader's.
-    Asserted with a generous bound (5 x loop_wait: the leader publishes once a loop,
-    the replica reads once a loop, and this machine is shared); the figures of both
-    agents are measured in bench/slots.py (bench/README.md)."""
+    Patroni is held to a generous bound (5 x loop_wait: its leader publishes once a
+    loop, its replica reads once a loop, and this machine is shared).  Howdah
+    deliberately differs and is held to the target itself (1 x loop_wait plus the
+    sampling interval): its leader publishes and its replica applies the positions
+    three times a loop (agent/ha.py SLOT_STEPS).  The figures of both agents are
+    measured in bench/slots.py (bench/README.md)."""
     from harness.slots import SlotTrail, wait_no_stale_slots
     cluster = local_cluster(2, kind=kind, extra=dcs_extra(), **FAST)
     leader = cluster.wait_leader(timeout=180)
@@ -204,7 +207,7 @@ def test_replica_slot_copies_trail_the_leader_under_writes(
     with SlotTrail(leader, replica) as trail:
         time.sleep(30)
     summary = trail.summary(skip=2 * FAST["loop_wait"])
-    bound = 5 * FAST["loop_wait"]
+    bound = 5 * FAST["loop_wait"] if kind == "patroni" else FAST["loop_wait"] + trail.interval
     for slot, figures in summary.items():
         assert figures["samples"] >= 20, (slot, summary, trail.errors)
         assert figures["max"] <= bound, (

@@ -27,7 +27,7 @@ from howdah.core.decide import decide
 from howdah.core.models import ClusterView, DataState, PeerStatus, Role, TaskKind, public_tags, \
     tag_conflicts
 from howdah.core.settings import Settings, SettingsError, build_settings
-from howdah.core.transitions import Decision, Goal
+from howdah.core.transitions import Action, Decision, Goal
 from howdah.dcs.base import DcsError
 from howdah.dcs import open_dcs
 from howdah.pg import diverge, query
@@ -37,6 +37,7 @@ log = logging.getLogger("howdah.ha")
 EAGER_GOALS = {Goal.WAIT_BOOTSTRAP, Goal.WAIT_LEADER, Goal.STAY_BEHIND}
 RELOADED_PG = ("parameters", "pg_hba")  # the local postgresql keys a reload takes
 SLOT_GOALS = {Goal.REPLICATE, Goal.FOLLOW}  # a replica keeps its slots in these
+SLOT_STEPS = 3  # slot positions are published / applied this many times a loop
 
 
 class Agent:
@@ -513,10 +514,45 @@ class Agent:
         if not self.mem.dcs_ok:
             self.wake.wait(min(1.0, self.settings.loop_wait))
         else:
-            rest = started + self.settings.loop_wait - self.clock()
-            if rest > 0:
-                self.wake.wait(rest)
+            loop_wait = self.settings.loop_wait
+            for k in range(1, SLOT_STEPS):
+                rest = started + loop_wait * k / SLOT_STEPS - self.clock()
+                if rest > 0 and self.wake.wait(rest):
+                    break
+                self._slots_between_cycles()
+            else:
+                rest = started + loop_wait - self.clock()
+                if rest > 0:
+                    self.wake.wait(rest)
         self.wake.clear()
+
+    def _slots_between_cycles(self) -> None:
+        """Slot positions also between cycles (issue 11: a replica's copies trail
+        the leader's by at most one loop_wait): the leader publishes its slots'
+        positions in /status, a replica reads /status and advances its slots.
+        On this (the HA) thread, so never during the cycle's slot pass; nothing
+        is created, dropped or copied here."""
+        d = self.mem.last_decision
+        view = self.mem.view
+        if d is None or not self.mem.dcs_ok or self.runner.current() is not None \
+                or not self.settings.use_slots or self.settings.pause:
+            return
+        try:
+            if Action.WRITE_STATUS in d.actions:
+                deadline = self.lease_deadline()
+                if view.leader is None or view.leader.name != self.cfg.name \
+                        or deadline is None or deadline <= self.clock():
+                    return
+                pg = self.pg.observe()
+                if pg.running and not pg.in_recovery:
+                    self.slots.positions(self.settings, pg.wal_position or 0)
+                    self.executor.write_status(d)
+            elif d.goal in SLOT_GOALS:
+                pg = self.pg.observe()
+                if pg.running and pg.in_recovery:
+                    self.slots.advance(self.dcs.get_cluster(), self.settings, self.tags)
+        except Exception as exc:  # noqa: BLE001  the next cycle does it again
+            log.warning("could not update replication slots between cycles: %s", exc)
 
     def run(self) -> None:
         # Armed from what is known: a deadline the previous agent published

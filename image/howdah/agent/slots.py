@@ -143,10 +143,34 @@ class SlotKeeper:
             if self._try(f"create physical slot {name}", pgslots.create_physical, db, name):
                 log.info("created replication slot %s", name)
             return
+        self._advance_physical(name, spec, row)
+
+    def _advance_physical(self, name: str, spec: plan.SlotSpec, row: Mapping[str, Any]) -> None:
+        db = self.pg.db
         restart = row.get("restart_lsn")
         if spec.expected_active is not True and not row.get("active") and restart and \
                 not row.get("xmin") and spec.lsn and spec.lsn > restart:
             self._try(f"advance slot {name}", pgslots.advance, db.params, db, name, spec.lsn)
+
+    def advance(self, view: ClusterView, settings: Settings, tags: Mapping[str, Any]) -> None:
+        """Between a replica's cycles: only advances its existing slots to the
+        leader's /status positions in `view` (never creates, drops or copies:
+        that is the cycle's pass), so they trail the leader's by less than a loop."""
+        if not settings.use_slots or settings.pause:
+            return
+        permanent, _ = plan.parse_permanent(settings.permanent_slots)
+        want = plan.wanted(view, self.name, tags, False, permanent, settings.member_slots_ttl,
+                           settings.standby_cluster is not None)
+        existing = pgslots.read(self.pg.db)
+        for name, spec in want.items():
+            row = existing.get(name)
+            if row is None or not spec.lsn:
+                continue
+            if spec.type == "physical":
+                self._advance_physical(name, spec, row)
+            elif row.get("confirmed_flush_lsn") is not None and \
+                    row["confirmed_flush_lsn"] < spec.lsn and not row.get("active"):
+                self._advance_logical(view, name, spec, row)
 
     # ---- the leader's /status ------------------------------------------------
     def status(self, view: ClusterView, settings: Settings, wal_position: int
